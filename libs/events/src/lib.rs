@@ -1,0 +1,24 @@
+//! The platform's events: what they look like, how they leave a service reliably, and how they
+//! are consumed exactly once in effect.
+//!
+//! - [`envelope`]: the [`Envelope`] every event travels in, and the [`Event`] trait.
+//! - [`contracts`]: the payload of every event the platform emits, with its JSON pinned.
+//! - [`streams`]: the JetStream streams (one per domain, plus dead letters) and their
+//!   provisioning, and the [`Namespace`] that isolates tests.
+//! - [`outbox`]: the transactional outbox (PostgreSQL and MongoDB) and the [`outbox::Relay`]
+//!   that publishes it.
+//! - [`consumer`]: idempotent consumers with an inbox, bounded retries and dead letters.
+//!
+//! `docs/events.md` explains the design and its guarantees in plain words.
+
+pub mod consumer;
+pub mod contracts;
+pub mod envelope;
+mod mongo;
+pub mod outbox;
+pub mod streams;
+
+pub use consumer::{Consumer, ConsumerConfig, EventHandler, HandlerError, Inbox, ReceivedEvent};
+pub use envelope::{DecodeError, Envelope, Event, RawEnvelope};
+pub use outbox::{OutboxStore, PendingEvent, Relay, RelayConfig};
+pub use streams::{Namespace, StreamSpec, ensure_streams, platform_streams};

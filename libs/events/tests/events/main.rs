@@ -1,0 +1,6 @@
+//! The events library against real PostgreSQL, MongoDB-wire and NATS JetStream servers.
+
+mod consumer;
+mod outbox;
+mod support;
+mod trace;
