@@ -1,0 +1,44 @@
+# The verbs people type. `make help` lists them.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.ONESHELL:
+.DEFAULT_GOAL := help
+
+INFRA := scripts/infra.sh
+
+.PHONY: help infra-up infra-down infra-status infra-reset test lint fmt build
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
+
+infra-up: ## Install (if missing) and start PostgreSQL, Redis, NATS and the MongoDB-wire server locally.
+	$(INFRA) up >/dev/null
+
+infra-down: ## Stop the local infrastructure (data is kept in .local/).
+	$(INFRA) down
+
+infra-status: ## Show whether each local server answers.
+	$(INFRA) status
+
+infra-reset: ## Stop the local infrastructure and delete its data.
+	$(INFRA) reset
+
+test: infra-up ## Start the local infrastructure and run every test in the workspace.
+	eval "$$($(INFRA) env)"
+	if cargo nextest --version >/dev/null 2>&1; then
+	  cargo nextest run --workspace --no-fail-fast
+	else
+	  cargo test --workspace --no-fail-fast
+	fi
+	cargo test --workspace --doc
+
+lint: ## Formatting and clippy, as CI runs them.
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt: ## Format the workspace.
+	cargo fmt --all
+
+build: ## Build every crate.
+	cargo build --workspace --all-targets
