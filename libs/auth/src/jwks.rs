@@ -8,7 +8,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::jwk::{
+    AlgorithmParameters, EllipticCurve, Jwk, JwkSet, KeyAlgorithm, PublicKeyUse,
+};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use serde::Deserialize;
 use tokio::sync::Mutex;
@@ -206,6 +208,22 @@ impl JwksVerifier {
         self.fetch_and_store(&mut state).await
     }
 
+    /// Adds the keys of `set` to the cache, without fetching anything: how the issuer of the
+    /// tokens verifies its own. Returns how many keys were usable.
+    pub fn preload(&self, set: &JwkSet) -> Result<usize, JwksError> {
+        let keys = self.usable_keys(set.keys.iter().cloned().map(Ok));
+        if keys.is_empty() {
+            return Err(JwksError::NoUsableKeys);
+        }
+        let count = keys.len();
+        self.inner
+            .keys
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(keys);
+        Ok(count)
+    }
+
     /// Refreshes the key set every `period` in a background task (the first time at once),
     /// so that rotated keys are known before the first token that needs them arrives.
     ///
@@ -310,22 +328,33 @@ impl JwksVerifier {
             .json()
             .await
             .map_err(JwksError::Fetch)?;
+        let keys = self.usable_keys(
+            document
+                .keys
+                .into_iter()
+                .map(|value| serde_json::from_value::<Jwk>(value).map_err(|_| "it is not a JWK")),
+        );
+        if keys.is_empty() {
+            return Err(JwksError::NoUsableKeys);
+        }
+        Ok(keys)
+    }
+
+    /// The keys this verifier can use, by kid; the others are logged and skipped.
+    fn usable_keys(
+        &self,
+        jwks: impl Iterator<Item = Result<Jwk, &'static str>>,
+    ) -> HashMap<String, Arc<VerificationKey>> {
         let mut keys = HashMap::new();
-        for value in document.keys {
-            let parsed = serde_json::from_value::<Jwk>(value)
-                .map_err(|_| "it is not a JWK")
-                .and_then(|jwk| verification_key(&jwk, &self.inner.config));
-            match parsed {
+        for jwk in jwks {
+            match jwk.and_then(|jwk| verification_key(&jwk, &self.inner.config)) {
                 Ok((kid, key)) => {
                     keys.insert(kid, Arc::new(key));
                 }
                 Err(reason) => tracing::warn!(reason, "ignoring a key of the JWKS"),
             }
         }
-        if keys.is_empty() {
-            return Err(JwksError::NoUsableKeys);
-        }
-        Ok(keys)
+        keys
     }
 }
 

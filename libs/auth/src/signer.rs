@@ -57,6 +57,16 @@ impl TokenSigner {
         Ok(Self::from_signing_key(kid.into(), &signing_key))
     }
 
+    /// A new random Ed25519 private key as PKCS#8 PEM, for configuration (what
+    /// `openssl genpkey -algorithm ed25519` prints).
+    pub fn generate_pkcs8_pem() -> String {
+        let seed: [u8; 32] = rand::random();
+        let mut der = PKCS8_ED25519_PREFIX.to_vec();
+        der.extend_from_slice(&seed);
+        let body = base64::engine::general_purpose::STANDARD.encode(der);
+        format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n")
+    }
+
     fn from_signing_key(kid: String, signing_key: &SigningKey) -> Self {
         let mut der = PKCS8_ED25519_PREFIX.to_vec();
         der.extend_from_slice(signing_key.as_bytes());
@@ -122,6 +132,21 @@ mod tests {
         assert_eq!(jwk["use"], json!("sig"));
         assert_eq!(jwk["kid"], json!("key-1"));
         assert_eq!(jwk.as_object().unwrap().len(), 6, "no private part: {jwk}");
+    }
+
+    #[test]
+    fn a_generated_pem_key_loads_and_signs_with_the_same_key_every_time() {
+        let pem = TokenSigner::generate_pkcs8_pem();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
+        let first = TokenSigner::from_pkcs8_pem("k", &pem).unwrap();
+        let second = TokenSigner::from_pkcs8_pem("k", &pem).unwrap();
+        assert_eq!(first.public_jwk(), second.public_jwk());
+        assert_ne!(
+            TokenSigner::from_pkcs8_pem("k", &TokenSigner::generate_pkcs8_pem())
+                .unwrap()
+                .public_jwk(),
+            first.public_jwk()
+        );
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //!
 //! `docs/events.md` explains the design and its guarantees in plain words.
 
+mod connect;
 pub mod consumer;
 pub mod contracts;
 pub mod envelope;
@@ -18,6 +19,7 @@ mod mongo;
 pub mod outbox;
 pub mod streams;
 
+pub use connect::connect;
 pub use consumer::{Consumer, ConsumerConfig, EventHandler, HandlerError, Inbox, ReceivedEvent};
 pub use envelope::{DecodeError, Envelope, Event, RawEnvelope};
 pub use outbox::{OutboxStore, PendingEvent, Relay, RelayConfig};

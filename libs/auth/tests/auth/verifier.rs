@@ -188,6 +188,31 @@ async fn a_verifier_that_never_reached_the_jwks_server_reports_keys_unavailable(
     assert_eq!(result, Err(AuthError::KeysUnavailable));
 }
 
+#[tokio::test]
+async fn preloaded_keys_verify_without_any_fetch() {
+    platform_telemetry::init_for_tests();
+    let signer = TokenSigner::generate("key-1");
+    let jwks = JwksServer::start(jwk_set(&[])).await;
+    let verifier = jwks.verifier();
+
+    assert_eq!(verifier.preload(&signer.jwk_set()).unwrap(), 1);
+    let user = verifier
+        .verify(&signer.sign(&customer()).unwrap())
+        .await
+        .unwrap();
+
+    assert_eq!(user.email, "ada@example.com");
+    assert_eq!(
+        jwks.hits(),
+        0,
+        "the issuer verifies its own tokens without a round trip"
+    );
+    assert!(
+        verifier.preload(&jwk_set(&[])).is_err(),
+        "an empty set is refused, not silently accepted"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_burst_of_unknown_kids_causes_at_most_one_fetch() {
     platform_telemetry::init_for_tests();

@@ -1,0 +1,231 @@
+//! Configuration the twelve-factor way: defaults in code, overridden by environment variables.
+//!
+//! One scheme everywhere: `{PREFIX}__{SECTION}__{KEY}`, e.g. `USER_SERVICE__DATABASE__URL`
+//! sets `database.url` of the user service. A service describes its configuration as a serde
+//! struct with `#[serde(default)]` sections, and [`load`] fills it from the environment;
+//! anything missing or malformed is an error that names the variable, so a service refuses to
+//! start with a message saying what to fix.
+//!
+//! [`Secret`] holds passwords, keys and URLs with credentials: it deserialises like a string
+//! and never prints its value.
+
+use std::collections::HashMap;
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+
+/// Why configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(String);
+
+/// Reads `T` from the process environment, variables `{prefix}__...` (see the crate docs).
+pub fn load<T: DeserializeOwned>(prefix: &str) -> Result<T, ConfigError> {
+    load_from(prefix, std::env::vars())
+}
+
+/// Reads `T` from the given variables instead of the process environment (for tests).
+pub fn load_from<T: DeserializeOwned>(
+    prefix: &str,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<T, ConfigError> {
+    let wanted = format!("{prefix}__");
+    let vars: HashMap<String, String> = vars
+        .into_iter()
+        .filter(|(name, _)| name.starts_with(&wanted))
+        .collect();
+    let source = config::Environment::with_prefix(prefix)
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true)
+        .source(Some(vars.into_iter().collect()));
+    config::Config::builder()
+        .add_source(source)
+        .build()
+        .and_then(config::Config::try_deserialize)
+        .map_err(|error| ConfigError(explain(prefix, &error)))
+}
+
+/// Turns the `config` crate's key paths (`http.port`) back into variable names.
+fn explain(prefix: &str, error: &config::ConfigError) -> String {
+    let variable = |key: &str| {
+        let path: Vec<String> = key.split('.').map(str::to_ascii_uppercase).collect();
+        format!("{prefix}__{}", path.join("__"))
+    };
+    let message = error.to_string();
+    if let Some((what, rest)) = message.split_once(" for key `")
+        && let Some((key, _)) = rest.split_once('`')
+    {
+        return format!("{}: {what}", variable(key));
+    }
+    if let Some(rest) = message.strip_prefix("missing configuration field \"") {
+        let key = rest.trim_end_matches('"');
+        // A top-level key is a section: name the variables that would fill it.
+        if key.contains('.') {
+            return format!("{} is required but not set", variable(key));
+        }
+        return format!(
+            "{}__* settings are required, but none is set",
+            variable(key)
+        );
+    }
+    message
+}
+
+/// A configuration value that must not leak: `Debug` and `Display` print `[REDACTED]`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Settings {
+        database: Database,
+        #[serde(default)]
+        http: Http,
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Database {
+        url: Secret,
+        #[serde(default = "ten")]
+        max_connections: u32,
+    }
+
+    fn ten() -> u32 {
+        10
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(default)]
+    struct Http {
+        port: u16,
+        host: String,
+    }
+
+    impl Default for Http {
+        fn default() -> Self {
+            Self {
+                port: 8081,
+                host: "0.0.0.0".to_owned(),
+            }
+        }
+    }
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn variables_override_defaults_section_by_section() {
+        let settings: Settings = load_from(
+            "USER_SERVICE",
+            vars(&[
+                ("USER_SERVICE__DATABASE__URL", "postgres://u:pw@db/users"),
+                ("USER_SERVICE__DATABASE__MAX_CONNECTIONS", "25"),
+                ("USER_SERVICE__HTTP__PORT", "9000"),
+                ("ORDER_SERVICE__HTTP__PORT", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.database.url.expose(), "postgres://u:pw@db/users");
+        assert_eq!(settings.database.max_connections, 25);
+        assert_eq!(settings.http.port, 9000);
+        assert_eq!(
+            settings.http.host, "0.0.0.0",
+            "unset keys keep their default"
+        );
+    }
+
+    #[test]
+    fn a_numeric_looking_secret_stays_a_string() {
+        let settings: Settings = load_from("S", vars(&[("S__DATABASE__URL", "12345")])).unwrap();
+        assert_eq!(settings.database.url.expose(), "12345");
+    }
+
+    #[test]
+    fn a_malformed_value_names_its_variable() {
+        let error = load_from::<Settings>(
+            "USER_SERVICE",
+            vars(&[
+                ("USER_SERVICE__DATABASE__URL", "postgres://db"),
+                ("USER_SERVICE__HTTP__PORT", "eighty"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "configuration: USER_SERVICE__HTTP__PORT: invalid type: string \"eighty\", expected an integer"
+        );
+    }
+
+    #[test]
+    fn a_missing_required_value_says_which() {
+        let error = load_from::<Settings>(
+            "USER_SERVICE",
+            vars(&[("USER_SERVICE__DATABASE__MAX_CONNECTIONS", "3")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            error,
+            "configuration: USER_SERVICE__DATABASE__URL is required but not set"
+        );
+    }
+
+    #[test]
+    fn a_missing_required_section_names_its_variables() {
+        let error = load_from::<Settings>("USER_SERVICE", Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            error,
+            "configuration: USER_SERVICE__DATABASE__* settings are required, but none is set"
+        );
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret:?} {secret}"), "[REDACTED] [REDACTED]");
+    }
+}
