@@ -1,0 +1,244 @@
+//! The service's configuration: defaults here, overridden by `USER_SERVICE__...` variables.
+
+use std::time::Duration;
+
+use platform_config::Secret;
+use serde::Deserialize;
+
+/// The prefix of every variable, e.g. `USER_SERVICE__DATABASE__URL`.
+pub const ENV_PREFIX: &str = "USER_SERVICE";
+
+/// Everything the service reads at start-up.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Config {
+    /// The HTTP API.
+    #[serde(default)]
+    pub http: HttpSettings,
+    /// The internal gRPC API.
+    #[serde(default)]
+    pub grpc: GrpcSettings,
+    /// The service's own PostgreSQL database (required).
+    pub database: DatabaseSettings,
+    /// The event bus.
+    #[serde(default)]
+    pub nats: NatsSettings,
+    /// Access and refresh tokens.
+    #[serde(default)]
+    pub tokens: TokenSettings,
+    /// The credential other services present on internal gRPC calls.
+    #[serde(default)]
+    pub service_auth: ServiceAuthSettings,
+    /// An administrator account to create (or promote) at start-up, if set.
+    #[serde(default)]
+    pub bootstrap_admin: Option<BootstrapAdmin>,
+}
+
+impl Config {
+    /// Reads the configuration from the environment.
+    pub fn from_env() -> Result<Self, platform_config::ConfigError> {
+        platform_config::load(ENV_PREFIX)
+    }
+
+    /// Defaults for everything but the database.
+    pub fn with_database(url: impl Into<String>) -> Self {
+        Self {
+            http: HttpSettings::default(),
+            grpc: GrpcSettings::default(),
+            database: DatabaseSettings {
+                url: Secret::new(url),
+                max_connections: default_max_connections(),
+            },
+            nats: NatsSettings::default(),
+            tokens: TokenSettings::default(),
+            service_auth: ServiceAuthSettings::default(),
+            bootstrap_admin: None,
+        }
+    }
+}
+
+/// Where the HTTP API listens, and its limits.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct HttpSettings {
+    /// Interface to bind (`HTTP__HOST`).
+    pub host: String,
+    /// Port (`HTTP__PORT`, 0 for any free port).
+    pub port: u16,
+    /// Seconds a request may take before it is answered with 503.
+    pub request_timeout_secs: u64,
+    /// Largest request body, in bytes.
+    pub body_limit_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".to_owned(),
+            port: crate::DEFAULT_HTTP_PORT,
+            request_timeout_secs: 10,
+            body_limit_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Where the gRPC API listens.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct GrpcSettings {
+    /// Interface to bind.
+    pub host: String,
+    /// Port (0 for any free port).
+    pub port: u16,
+}
+
+impl Default for GrpcSettings {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".to_owned(),
+            port: crate::DEFAULT_GRPC_PORT,
+        }
+    }
+}
+
+/// The PostgreSQL database.
+#[derive(Clone, Debug, Deserialize)]
+pub struct DatabaseSettings {
+    /// Connection URL (`DATABASE__URL`), e.g. `postgres://user:password@host:5432/users`.
+    pub url: Secret,
+    /// Pool size.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+fn default_max_connections() -> u32 {
+    10
+}
+
+/// The NATS server events go to.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct NatsSettings {
+    /// Server URL.
+    pub url: String,
+    /// A prefix for every subject and stream (empty in production; tests isolate themselves
+    /// with it).
+    pub subject_prefix: Option<String>,
+}
+
+impl Default for NatsSettings {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            subject_prefix: None,
+        }
+    }
+}
+
+/// How tokens are issued.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct TokenSettings {
+    /// The `iss` of access tokens.
+    pub issuer: String,
+    /// The `aud` of access tokens: the platform's API.
+    pub audience: String,
+    /// Access token lifetime in seconds.
+    pub access_ttl_secs: u64,
+    /// Refresh token lifetime in seconds.
+    pub refresh_ttl_secs: u64,
+    /// The Ed25519 signing key, PKCS#8 PEM (`TOKENS__SIGNING_KEY_PEM`). Unset: a key is
+    /// generated at start-up, which is only fit for a single development instance.
+    pub signing_key_pem: Option<Secret>,
+    /// The key's id (`kid`), published in the JWKS.
+    pub signing_key_id: String,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            issuer: "platform-user-service".to_owned(),
+            audience: "platform-api".to_owned(),
+            access_ttl_secs: 15 * 60,
+            refresh_ttl_secs: 30 * 24 * 3600,
+            signing_key_pem: None,
+            signing_key_id: "user-service-1".to_owned(),
+        }
+    }
+}
+
+impl TokenSettings {
+    /// Access token lifetime.
+    pub fn access_ttl(&self) -> Duration {
+        Duration::from_secs(self.access_ttl_secs)
+    }
+
+    /// Refresh token lifetime.
+    pub fn refresh_ttl(&self) -> Duration {
+        Duration::from_secs(self.refresh_ttl_secs)
+    }
+}
+
+/// The shared secret behind service-to-service credentials.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ServiceAuthSettings {
+    /// At least 32 bytes (`SERVICE_AUTH__SECRET`). Unset: an obviously insecure development
+    /// secret, with a warning.
+    pub secret: Option<Secret>,
+}
+
+/// An administrator to ensure at start-up.
+#[derive(Clone, Debug, Deserialize)]
+pub struct BootstrapAdmin {
+    /// Their email (`BOOTSTRAP_ADMIN__EMAIL`).
+    pub email: String,
+    /// Their password, used only if the account does not exist yet
+    /// (`BOOTSTRAP_ADMIN__PASSWORD`).
+    pub password: Secret,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Result<Config, platform_config::ConfigError> {
+        platform_config::load_from(
+            ENV_PREFIX,
+            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
+    }
+
+    #[test]
+    fn the_database_url_is_the_only_required_setting() {
+        let error = load(&[]).unwrap_err().to_string();
+        assert!(error.contains("USER_SERVICE__DATABASE__*"), "{error}");
+        let error = load(&[("USER_SERVICE__DATABASE__MAX_CONNECTIONS", "5")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("USER_SERVICE__DATABASE__URL"), "{error}");
+
+        let config = load(&[("USER_SERVICE__DATABASE__URL", "postgres://u:p@db/users")]).unwrap();
+        assert_eq!(config.http.port, 8081);
+        assert_eq!(config.grpc.port, 9081);
+        assert_eq!(config.tokens.access_ttl(), Duration::from_secs(900));
+        assert!(config.bootstrap_admin.is_none());
+        assert!(
+            !format!("{config:?}").contains("u:p@db"),
+            "the URL is a secret"
+        );
+    }
+
+    #[test]
+    fn a_bootstrap_admin_needs_both_email_and_password() {
+        let error = load(&[
+            ("USER_SERVICE__DATABASE__URL", "postgres://db/users"),
+            ("USER_SERVICE__BOOTSTRAP_ADMIN__EMAIL", "root@example.com"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("USER_SERVICE__BOOTSTRAP_ADMIN__PASSWORD"),
+            "{error}"
+        );
+    }
+}

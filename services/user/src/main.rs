@@ -1,0 +1,93 @@
+//! `user-service`: serve, or `user-service create-admin --email ...` (password on stdin).
+
+use std::io::BufRead as _;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use platform_telemetry::TelemetryConfig;
+use user_service::{Application, Config, SERVICE_NAME};
+
+/// The user service. Configuration comes from `USER_SERVICE__...` environment variables.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP and gRPC APIs (the default).
+    Serve,
+    /// Create an administrator, or give an existing account the admin role. The password of a
+    /// new account is read from the first line of standard input.
+    CreateAdmin {
+        /// The administrator's email.
+        #[arg(long)]
+        email: String,
+    },
+    /// Print a new Ed25519 signing key (PKCS#8 PEM) for USER_SERVICE__TOKENS__SIGNING_KEY_PEM.
+    GenerateSigningKey,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::GenerateSigningKey) = cli.command {
+        print!("{}", platform_auth::TokenSigner::generate_pkcs8_pem());
+        return ExitCode::SUCCESS;
+    }
+    platform_http::install_crypto_provider();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{SERVICE_NAME}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _telemetry = match platform_telemetry::init(&TelemetryConfig::from_env(SERVICE_NAME)) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("{SERVICE_NAME}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(config).await,
+        Command::CreateAdmin { email } => create_admin(&config, &email).await,
+        Command::GenerateSigningKey => unreachable!("handled before configuration is read"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "{SERVICE_NAME} failed");
+            eprintln!("{SERVICE_NAME}: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let application = Application::build(config).await?;
+    tracing::info!(
+        http = %application.http_addr(),
+        grpc = %application.grpc_addr(),
+        "listening"
+    );
+    application
+        .run_until_stopped(platform_http::shutdown_signal())
+        .await
+}
+
+async fn create_admin(config: &Config, email: &str) -> anyhow::Result<()> {
+    let mut password = String::new();
+    std::io::stdin().lock().read_line(&mut password)?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let (user, created) = user_service::create_admin(config, email, password).await?;
+    if created {
+        println!("created administrator {} ({})", user.email, user.id);
+    } else {
+        println!("granted the admin role to {} ({})", user.email, user.id);
+    }
+    Ok(())
+}

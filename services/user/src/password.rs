@@ -1,0 +1,97 @@
+//! Password hashing with argon2id (the `argon2` crate's defaults: 19 MiB, 2 passes, OWASP's
+//! recommended minimum), off the async runtime because each hash takes tens of milliseconds.
+
+use anyhow::Context as _;
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+
+/// Hashes and verifies passwords.
+#[derive(Clone)]
+pub struct Passwords {
+    /// A hash of a random password, verified against when an email is unknown so that a
+    /// failed login takes as long whether or not the account exists.
+    decoy: String,
+}
+
+impl Passwords {
+    /// Prepares the hasher (computes the decoy hash).
+    pub async fn new() -> anyhow::Result<Self> {
+        let random: [u8; 24] = rand::random();
+        let decoy = hash(base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            random,
+        ))
+        .await?;
+        Ok(Self { decoy })
+    }
+
+    /// The PHC string (`$argon2id$v=19$...`) of `password`, with a fresh salt.
+    pub async fn hash(&self, password: &str) -> anyhow::Result<String> {
+        hash(password.to_owned()).await
+    }
+
+    /// Whether `password` matches `stored`; with `None` (no such account) it checks against
+    /// the decoy and says no, taking the same time.
+    pub async fn verify(&self, password: &str, stored: Option<&str>) -> anyhow::Result<bool> {
+        let exists = stored.is_some();
+        let stored = stored.unwrap_or(&self.decoy).to_owned();
+        let password = password.to_owned();
+        let matches = tokio::task::spawn_blocking(move || {
+            Argon2::default()
+                .verify_password(password.as_bytes(), stored.as_str())
+                .is_ok()
+        })
+        .await
+        .context("verifying a password")?;
+        Ok(exists && matches)
+    }
+}
+
+async fn hash(password: String) -> anyhow::Result<String> {
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|hash| hash.to_string())
+            .map_err(|error| anyhow::anyhow!("hashing a password: {error}"))
+    })
+    .await
+    .context("hashing a password")?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_password_verifies_against_its_own_hash_only() {
+        let passwords = Passwords::new().await.unwrap();
+        let stored = passwords
+            .hash("correct horse battery staple")
+            .await
+            .unwrap();
+        assert!(stored.starts_with("$argon2id$"));
+        assert!(
+            passwords
+                .verify("correct horse battery staple", Some(&stored))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !passwords
+                .verify("Correct horse battery staple", Some(&stored))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !passwords
+                .verify("correct horse battery staple", None)
+                .await
+                .unwrap()
+        );
+        let again = passwords
+            .hash("correct horse battery staple")
+            .await
+            .unwrap();
+        assert_ne!(stored, again, "each hash has its own salt");
+    }
+}
