@@ -67,6 +67,10 @@ pub trait Inbox: Send + Sync + 'static {
     /// Commits `tx`.
     fn commit(&self, tx: Self::Tx) -> impl Future<Output = anyhow::Result<()>> + Send;
 
+    /// Rolls `tx` back, releasing at once whatever it holds (a redelivery of the same event
+    /// must not wait for an abandoned transaction to time out).
+    fn abort(&self, tx: Self::Tx) -> impl Future<Output = ()> + Send;
+
     /// Forgets ids `consumer` processed more than `older_than` ago (after the stream itself has
     /// dropped those events, they cannot be redelivered).
     fn purge(
@@ -432,21 +436,28 @@ impl<I: Inbox, H: EventHandler<I>> Inner<I, H> {
     /// Inbox record + handler + commit. `Ok(false)`: already processed.
     async fn apply(&self, event: &ReceivedEvent) -> Result<bool, HandlerError> {
         let mut tx = self.inbox.begin().await.map_err(HandlerError::Transient)?;
-        let first_time = self
+        let applied = match self
             .inbox
             .record(&mut tx, &self.config.name, event.envelope.id)
             .await
-            .map_err(HandlerError::Transient)?;
-        if !first_time {
-            // Dropping the transaction rolls it back.
-            return Ok(false);
+        {
+            Ok(true) => self.handler.handle(event, &mut tx).await.map(|()| true),
+            Ok(false) => Ok(false),
+            Err(error) => Err(HandlerError::Transient(error)),
+        };
+        match applied {
+            Ok(true) => {
+                self.inbox
+                    .commit(tx)
+                    .await
+                    .map_err(HandlerError::Transient)?;
+                Ok(true)
+            }
+            other => {
+                self.inbox.abort(tx).await;
+                other
+            }
         }
-        self.handler.handle(event, &mut tx).await?;
-        self.inbox
-            .commit(tx)
-            .await
-            .map_err(HandlerError::Transient)?;
-        Ok(true)
     }
 
     /// Stores a copy on the dead-letter subject, then acks the original. If the copy cannot be

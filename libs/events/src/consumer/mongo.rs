@@ -74,11 +74,7 @@ impl Inbox for MongoInbox {
         };
         match self.collection.insert_one(document).session(&mut *tx).await {
             Ok(_) => Ok(true),
-            Err(error) if is_duplicate_key(&error) => {
-                // The failed insert has aborted the transaction on the server; end it here too.
-                let _ = tx.abort_transaction().await;
-                Ok(false)
-            }
+            Err(error) if is_duplicate_key(&error) => Ok(false),
             Err(error) => Err(error).context("recording the event in the inbox"),
         }
     }
@@ -87,6 +83,14 @@ impl Inbox for MongoInbox {
         tx.commit_transaction()
             .await
             .context("committing the inbox transaction")
+    }
+
+    async fn abort(&self, mut tx: Self::Tx) {
+        // A failed write may already have ended the transaction on the server; then there is
+        // nothing to abort and the error says so.
+        if let Err(error) = tx.abort_transaction().await {
+            tracing::debug!(%error, "aborting the inbox transaction");
+        }
     }
 
     async fn purge(&self, consumer: &str, older_than: Duration) -> anyhow::Result<u64> {

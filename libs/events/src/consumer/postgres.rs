@@ -57,6 +57,13 @@ impl Inbox for PgInbox {
             .context("committing the inbox transaction")
     }
 
+    async fn abort(&self, tx: Self::Tx) {
+        if let Err(error) = tx.rollback().await {
+            // The connection is closed rather than returned to the pool: nothing is held.
+            tracing::debug!(%error, "rolling back the inbox transaction failed");
+        }
+    }
+
     async fn purge(&self, consumer: &str, older_than: Duration) -> anyhow::Result<u64> {
         let result = sqlx::query(
             "DELETE FROM event_inbox \

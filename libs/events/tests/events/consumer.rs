@@ -116,6 +116,10 @@ impl<I: Inbox> Inbox for CountingInbox<I> {
         self.inner.commit(tx).await
     }
 
+    async fn abort(&self, tx: Self::Tx) {
+        self.inner.abort(tx).await;
+    }
+
     async fn purge(&self, consumer: &str, older_than: Duration) -> anyhow::Result<u64> {
         self.inner.purge(consumer, older_than).await
     }
