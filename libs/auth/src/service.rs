@@ -72,6 +72,24 @@ impl ServiceCredentials {
             secret,
         }
     }
+    /// Credentials for `service_name` from a configured secret, or, when none is configured,
+    /// the development secret with a loud warning naming `variable` (the setting to fill in).
+    pub fn configured(
+        service_name: impl Into<String>,
+        secret: Option<&str>,
+        variable: &str,
+    ) -> Result<Self, KeyError> {
+        match secret {
+            Some(secret) => Ok(Self::new(service_name, ServiceSecret::new(secret)?)),
+            None => {
+                tracing::warn!(
+                    "DEVELOPMENT ONLY: no service credential secret configured ({variable}); \
+                     using the insecure development secret"
+                );
+                Ok(Self::dev_only_insecure(service_name))
+            }
+        }
+    }
 
     /// Credentials with [`DEV_ONLY_INSECURE_SERVICE_SECRET`]: for local runs and tests only.
     pub fn dev_only_insecure(service_name: impl Into<String>) -> Self {

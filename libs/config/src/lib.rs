@@ -12,6 +12,12 @@
 use std::collections::HashMap;
 use std::fmt;
 
+mod sections;
+
+pub use sections::{
+    DatabaseSettings, GrpcSettings, HttpSettings, JwtSettings, NatsSettings, ServiceAuthSettings,
+};
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 

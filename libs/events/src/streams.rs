@@ -56,6 +56,15 @@ impl Namespace {
         })
     }
 
+    /// The namespace a configuration names: prefixed when `prefix` is set and not empty, the
+    /// root otherwise.
+    pub fn from_prefix(prefix: Option<&str>) -> anyhow::Result<Self> {
+        match prefix {
+            Some(prefix) if !prefix.is_empty() => Self::prefixed(prefix),
+            _ => Ok(Self::root()),
+        }
+    }
+
     /// The subject an event type is published on, e.g. `orders.created`.
     pub fn subject(&self, event_type: &str) -> String {
         if self.prefix.is_empty() {
@@ -191,6 +200,16 @@ mod tests {
             specs
                 .iter()
                 .any(|s| s.name == "t_1_DEAD_LETTERS" && s.subjects == ["t_1.dlq.>"])
+        );
+    }
+
+    #[test]
+    fn an_unset_or_empty_prefix_is_the_root() {
+        assert_eq!(Namespace::from_prefix(None).unwrap(), Namespace::root());
+        assert_eq!(Namespace::from_prefix(Some("")).unwrap(), Namespace::root());
+        assert_eq!(
+            Namespace::from_prefix(Some("t_1")).unwrap(),
+            Namespace::prefixed("t_1").unwrap()
         );
     }
 

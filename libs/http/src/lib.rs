@@ -18,7 +18,7 @@ pub use extract::{Json, Path, Query};
 pub use layers::{HttpConfig, with_standard_layers};
 pub use problem::{ApiError, FieldError, InternalErrorCause, PROBLEM_JSON, Problem};
 pub use request_id::{RequestId, X_REQUEST_ID};
-pub use serve::{serve, shutdown_signal};
+pub use serve::{bind, serve, shutdown_signal};
 
 /// Installs rustls' ring provider as the process default; call it before building any TLS
 /// client or server (reqwest is built without a provider). Idempotent.

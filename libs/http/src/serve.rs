@@ -119,3 +119,16 @@ async fn count_in_flight(
     let _guard = Guard(in_flight);
     next.run(request).await
 }
+
+/// Binds a listener on `host:port`, with an error that says which listener and address failed
+/// (a port already in use is the usual cause).
+pub async fn bind(host: &str, port: u16, what: &str) -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind((host, port))
+        .await
+        .map_err(|error| {
+            std::io::Error::new(
+                error.kind(),
+                format!("binding the {what} listener to {host}:{port}: {error}"),
+            )
+        })
+}

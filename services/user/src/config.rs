@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use platform_config::Secret;
+use platform_config::{
+    DatabaseSettings, GrpcSettings, HttpSettings, NatsSettings, Secret, ServiceAuthSettings,
+};
 use serde::Deserialize;
 
 /// The prefix of every variable, e.g. `USER_SERVICE__DATABASE__URL`.
@@ -44,92 +46,11 @@ impl Config {
         Self {
             http: HttpSettings::default(),
             grpc: GrpcSettings::default(),
-            database: DatabaseSettings {
-                url: Secret::new(url),
-                max_connections: default_max_connections(),
-            },
+            database: DatabaseSettings::new(url),
             nats: NatsSettings::default(),
             tokens: TokenSettings::default(),
             service_auth: ServiceAuthSettings::default(),
             bootstrap_admin: None,
-        }
-    }
-}
-
-/// Where the HTTP API listens, and its limits.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct HttpSettings {
-    /// Interface to bind (`HTTP__HOST`).
-    pub host: String,
-    /// Port (`HTTP__PORT`, 0 for any free port).
-    pub port: u16,
-    /// Seconds a request may take before it is answered with 503.
-    pub request_timeout_secs: u64,
-    /// Largest request body, in bytes.
-    pub body_limit_bytes: usize,
-}
-
-impl Default for HttpSettings {
-    fn default() -> Self {
-        Self {
-            host: "0.0.0.0".to_owned(),
-            port: crate::DEFAULT_HTTP_PORT,
-            request_timeout_secs: 10,
-            body_limit_bytes: 64 * 1024,
-        }
-    }
-}
-
-/// Where the gRPC API listens.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct GrpcSettings {
-    /// Interface to bind.
-    pub host: String,
-    /// Port (0 for any free port).
-    pub port: u16,
-}
-
-impl Default for GrpcSettings {
-    fn default() -> Self {
-        Self {
-            host: "0.0.0.0".to_owned(),
-            port: crate::DEFAULT_GRPC_PORT,
-        }
-    }
-}
-
-/// The PostgreSQL database.
-#[derive(Clone, Debug, Deserialize)]
-pub struct DatabaseSettings {
-    /// Connection URL (`DATABASE__URL`), e.g. `postgres://user:password@host:5432/users`.
-    pub url: Secret,
-    /// Pool size.
-    #[serde(default = "default_max_connections")]
-    pub max_connections: u32,
-}
-
-fn default_max_connections() -> u32 {
-    10
-}
-
-/// The NATS server events go to.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct NatsSettings {
-    /// Server URL.
-    pub url: String,
-    /// A prefix for every subject and stream (empty in production; tests isolate themselves
-    /// with it).
-    pub subject_prefix: Option<String>,
-}
-
-impl Default for NatsSettings {
-    fn default() -> Self {
-        Self {
-            url: "nats://127.0.0.1:4222".to_owned(),
-            subject_prefix: None,
         }
     }
 }
@@ -178,15 +99,6 @@ impl TokenSettings {
     }
 }
 
-/// The shared secret behind service-to-service credentials.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
-pub struct ServiceAuthSettings {
-    /// At least 32 bytes (`SERVICE_AUTH__SECRET`). Unset: an obviously insecure development
-    /// secret, with a warning.
-    pub secret: Option<Secret>,
-}
-
 /// An administrator to ensure at start-up.
 #[derive(Clone, Debug, Deserialize)]
 pub struct BootstrapAdmin {
@@ -218,8 +130,8 @@ mod tests {
         assert!(error.contains("USER_SERVICE__DATABASE__URL"), "{error}");
 
         let config = load(&[("USER_SERVICE__DATABASE__URL", "postgres://u:p@db/users")]).unwrap();
-        assert_eq!(config.http.port, 8081);
-        assert_eq!(config.grpc.port, 9081);
+        assert_eq!(config.http.port_or(crate::DEFAULT_HTTP_PORT), 8081);
+        assert_eq!(config.grpc.port_or(crate::DEFAULT_GRPC_PORT), 9081);
         assert_eq!(config.tokens.access_ttl(), Duration::from_secs(900));
         assert!(config.bootstrap_admin.is_none());
         assert!(

@@ -268,6 +268,30 @@ impl<S: OutboxStore> Relay<S> {
     }
 }
 
+/// What a service runs in the background for its outbox: provisions the platform's streams
+/// (retrying while NATS is away), then relays the outbox until `stop` is cancelled.
+pub async fn provision_and_relay<S: OutboxStore>(
+    store: S,
+    nats: async_nats::Client,
+    namespace: crate::Namespace,
+    config: RelayConfig,
+    stop: CancellationToken,
+) {
+    let jetstream = jetstream::new(nats);
+    let streams = crate::platform_streams(&namespace);
+    let mut failures = 0;
+    while let Err(error) = crate::ensure_streams(&jetstream, &streams).await {
+        failures += 1;
+        let pause = backoff(Duration::from_millis(500), failures);
+        tracing::warn!(error = format!("{error:#}"), retry_in = ?pause, "cannot provision the event streams yet");
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+    Relay::new(store, jetstream, config).run(stop).await;
+}
+
 /// Exponential back-off from `base`, doubling per failure, capped at 30 s.
 pub(crate) fn backoff(base: Duration, failures: u32) -> Duration {
     let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));

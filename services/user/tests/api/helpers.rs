@@ -46,9 +46,9 @@ pub async fn test_config() -> (Config, String) {
     let db = fresh_pg_database().await.unwrap();
     let mut config = Config::with_database(db.url.clone());
     "127.0.0.1".clone_into(&mut config.http.host);
-    config.http.port = 0;
+    config.http.port = Some(0);
     "127.0.0.1".clone_into(&mut config.grpc.host);
-    config.grpc.port = 0;
+    config.grpc.port = Some(0);
     config.nats.url = url(Server::Nats).await.unwrap();
     config.nats.subject_prefix = Some(unique_name("t"));
     let pem = TokenSigner::generate_pkcs8_pem();

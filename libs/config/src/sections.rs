@@ -1,0 +1,145 @@
+//! Sections every service's configuration has, so they read the same everywhere: a service
+//! embeds them (`#[serde(default)] pub http: HttpSettings`) and passes its own default ports.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::Secret;
+
+/// The HTTP listener and its limits (`{PREFIX}__HTTP__...`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct HttpSettings {
+    /// Interface to bind (`HOST`, default `0.0.0.0`).
+    pub host: String,
+    /// Port (`PORT`); unset means the service's default, 0 any free port.
+    pub port: Option<u16>,
+    /// Seconds a request may take before it is answered with 503 (`REQUEST_TIMEOUT_SECS`).
+    pub request_timeout_secs: u64,
+    /// Largest request body in bytes (`BODY_LIMIT_BYTES`).
+    pub body_limit_bytes: usize,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".to_owned(),
+            port: None,
+            request_timeout_secs: 10,
+            body_limit_bytes: 64 * 1024,
+        }
+    }
+}
+
+impl HttpSettings {
+    /// The configured port, or the service's default.
+    pub fn port_or(&self, default: u16) -> u16 {
+        self.port.unwrap_or(default)
+    }
+
+    /// The request timeout.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+}
+
+/// The gRPC listener (`{PREFIX}__GRPC__...`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct GrpcSettings {
+    /// Interface to bind (`HOST`, default `0.0.0.0`).
+    pub host: String,
+    /// Port (`PORT`); unset means the service's default, 0 any free port.
+    pub port: Option<u16>,
+}
+
+impl Default for GrpcSettings {
+    fn default() -> Self {
+        Self {
+            host: "0.0.0.0".to_owned(),
+            port: None,
+        }
+    }
+}
+
+impl GrpcSettings {
+    /// The configured port, or the service's default.
+    pub fn port_or(&self, default: u16) -> u16 {
+        self.port.unwrap_or(default)
+    }
+}
+
+/// The service's own PostgreSQL database (`{PREFIX}__DATABASE__...`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct DatabaseSettings {
+    /// Connection URL (`URL`, required), e.g. `postgres://user:password@host:5432/orders`.
+    pub url: Secret,
+    /// Pool size (`MAX_CONNECTIONS`, default 10).
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+}
+
+fn default_max_connections() -> u32 {
+    10
+}
+
+impl DatabaseSettings {
+    /// Settings for a database URL, with the default pool size.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: Secret::new(url),
+            max_connections: default_max_connections(),
+        }
+    }
+}
+
+/// The event bus (`{PREFIX}__NATS__...`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct NatsSettings {
+    /// Server URL (`URL`, default `nats://127.0.0.1:4222`).
+    pub url: String,
+    /// A prefix for every subject and stream (`SUBJECT_PREFIX`): empty in production; tests
+    /// isolate themselves with it.
+    pub subject_prefix: Option<String>,
+}
+
+impl Default for NatsSettings {
+    fn default() -> Self {
+        Self {
+            url: "nats://127.0.0.1:4222".to_owned(),
+            subject_prefix: None,
+        }
+    }
+}
+
+/// The shared secret behind service-to-service credentials (`{PREFIX}__SERVICE_AUTH__SECRET`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ServiceAuthSettings {
+    /// At least 32 bytes. Unset: an obviously insecure development secret, with a warning.
+    pub secret: Option<Secret>,
+}
+
+/// How a service verifies the access tokens users present (`{PREFIX}__JWT__...`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct JwtSettings {
+    /// The user service's key set (`JWKS_URL`).
+    pub jwks_url: String,
+    /// Expected `iss` (`ISSUER`).
+    pub issuer: String,
+    /// Expected `aud` (`AUDIENCE`).
+    pub audience: String,
+}
+
+impl Default for JwtSettings {
+    fn default() -> Self {
+        Self {
+            jwks_url: "http://127.0.0.1:8081/.well-known/jwks.json".to_owned(),
+            issuer: "platform-user-service".to_owned(),
+            audience: "platform-api".to_owned(),
+        }
+    }
+}
