@@ -15,7 +15,8 @@ use std::fmt;
 mod sections;
 
 pub use sections::{
-    DatabaseSettings, GrpcSettings, HttpSettings, JwtSettings, NatsSettings, ServiceAuthSettings,
+    DatabaseSettings, GrpcSettings, HttpSettings, JwtSettings, MongoSettings, NatsSettings,
+    RedisSettings, ServiceAuthSettings,
 };
 
 use serde::de::DeserializeOwned;

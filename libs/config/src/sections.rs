@@ -143,3 +143,44 @@ impl Default for JwtSettings {
         }
     }
 }
+
+/// The service's own MongoDB database (`{PREFIX}__MONGO__...`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct MongoSettings {
+    /// Connection string (`URL`, required), e.g. `mongodb://user:password@host:27017/?replicaSet=rs0`.
+    pub url: Secret,
+    /// Database name (`DATABASE`); unset means the service's default.
+    #[serde(default)]
+    pub database: Option<String>,
+}
+
+impl MongoSettings {
+    /// Settings for a connection string, with the service's default database.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: Secret::new(url),
+            database: None,
+        }
+    }
+
+    /// The configured database name, or the service's default.
+    pub fn database_or<'a>(&'a self, default: &'a str) -> &'a str {
+        self.database.as_deref().unwrap_or(default)
+    }
+}
+
+/// A Redis server (`{PREFIX}__REDIS__...`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default)]
+pub struct RedisSettings {
+    /// URL (`URL`, default `redis://127.0.0.1:6379`); may carry a password.
+    pub url: Secret,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self {
+            url: Secret::new("redis://127.0.0.1:6379"),
+        }
+    }
+}
