@@ -9,7 +9,7 @@
 #   scripts/infra.sh status          one line per server; exit 1 if any is down
 #   scripts/infra.sh env             `export NAME=value` lines for eval "$(...)"
 #   scripts/infra.sh reset           down + delete the data (the venv is kept)
-#   scripts/infra.sh start|stop NAME one server: postgres|redis|nats|mongo
+#   scripts/infra.sh start|stop NAME one server: postgres|redis|nats|mongo|mail
 #
 # Everything lives under <repo>/.local/. Only `env`, `status` and the final env
 # of `up` write to stdout; all progress goes to stderr.
@@ -28,6 +28,8 @@ REDIS_PORT=${INFRA_REDIS_PORT:-56379}
 NATS_PORT=${INFRA_NATS_PORT:-54222}
 NATS_MONITOR_PORT=${INFRA_NATS_MONITOR_PORT:-58222}
 MONGO_PORT=${INFRA_MONGO_PORT:-57017}
+SMTP_PORT=${INFRA_SMTP_PORT:-51025}
+MAIL_API_PORT=${INFRA_MAIL_API_PORT:-58025}
 WAIT_SECONDS=${INFRA_WAIT_SECONDS:-60}
 
 POSTGRES_URL=postgres://postgres:postgres@127.0.0.1:$PG_PORT/postgres
@@ -35,13 +37,15 @@ REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 NATS_URL=nats://127.0.0.1:$NATS_PORT
 NATS_HEALTH_URL="http://127.0.0.1:$NATS_MONITOR_PORT/healthz?js-enabled-only=true"
 MONGODB_URL="mongodb://127.0.0.1:$MONGO_PORT/?directConnection=true"
+SMTP_URL=smtp://127.0.0.1:$SMTP_PORT
+MAIL_API_URL=http://127.0.0.1:$MAIL_API_PORT
 
-SERVERS=(postgres redis nats mongo)
+SERVERS=(postgres redis nats mongo mail)
 
 log() { echo "infra: $*" >&2; }
 die() { echo "infra: error: $*" >&2; exit 1; }
 
-for p in "$PG_PORT" "$REDIS_PORT" "$NATS_PORT" "$NATS_MONITOR_PORT" "$MONGO_PORT" "$WAIT_SECONDS"; do
+for p in "$PG_PORT" "$REDIS_PORT" "$NATS_PORT" "$NATS_MONITOR_PORT" "$MONGO_PORT" "$SMTP_PORT" "$MAIL_API_PORT" "$WAIT_SECONDS"; do
   [[ $p =~ ^[0-9]+$ ]] || die "not a number: '$p' (check the INFRA_* variables)"
 done
 
@@ -394,18 +398,48 @@ mongo_start() {
 
 mongo_stop() { stop_pidfile mongo secantusd-py; }
 
+# ------------------------------------------------------- SMTP mail catcher ---
+# scripts/mailcatcher.py (aiosmtpd): accepts mail on SMTP_PORT and lets tests
+# read it back over HTTP on MAIL_API_PORT.
+
+mail_install() { ensure_venv; "$VENV/bin/python" -c 'import aiosmtpd' 2>/dev/null || die "mail: aiosmtpd missing after pip install"; }
+
+mail_ready() {
+  [[ $(timeout 3 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$0" && head -c 3 <&3' "$SMTP_PORT" 2>/dev/null) == 220 ]] \
+    || return 1
+  venv_ok && "$VENV/bin/python" -c '
+import sys, urllib.request
+sys.exit(0 if urllib.request.urlopen(sys.argv[1] + "/health", timeout=3).status == 200 else 1)
+' "$MAIL_API_URL" >/dev/null 2>&1
+}
+
+mail_start() {
+  if mail_ready; then log "mail: already answering on $SMTP_PORT"; return 0; fi
+  if running_here mail mailcatcher.py " --smtp-port $SMTP_PORT --http-port $MAIL_API_PORT "; then
+    log "mail: running but not answering yet; waiting"
+  else
+    log "mail: starting the mail catcher on 127.0.0.1:$SMTP_PORT (API $MAIL_API_PORT)"
+    spawn_bg mail "$VENV/bin/python" "$ROOT/scripts/mailcatcher.py" \
+      --smtp-port "$SMTP_PORT" --http-port "$MAIL_API_PORT" --dir "$LOCAL/mail"
+  fi
+  wait_ready mail "$LOG_DIR/mail.log" mailcatcher.py
+}
+
+mail_stop() { stop_pidfile mail mailcatcher.py; }
+
 # -------------------------------------------------------------- commands ---
 
 server_url() {
   case $1 in
     postgres) echo "$POSTGRES_URL" ;; redis) echo "$REDIS_URL" ;;
     nats) echo "$NATS_URL" ;; mongo) echo "$MONGODB_URL" ;;
+    mail) echo "$SMTP_URL" ;;
   esac
 }
 
 check_name() {
   case ${1:-} in
-    postgres | redis | nats | mongo) ;;
+    postgres | redis | nats | mongo | mail) ;;
     *) die "unknown server '${1:-}' (expected: ${SERVERS[*]})" ;;
   esac
 }
@@ -416,6 +450,8 @@ cmd_env() {
   printf "export REDIS_URL='%s'\n" "$REDIS_URL"
   printf "export NATS_URL='%s'\n" "$NATS_URL"
   printf "export MONGODB_URL='%s'\n" "$MONGODB_URL"
+  printf "export SMTP_URL='%s'\n" "$SMTP_URL"
+  printf "export MAIL_API_URL='%s'\n" "$MAIL_API_URL"
 }
 
 cmd_status() {
@@ -437,14 +473,14 @@ cmd_up() {
 
 cmd_down() {
   local s
-  for s in mongo nats redis postgres; do "${s}_stop"; done
+  for s in mail mongo nats redis postgres; do "${s}_stop"; done
 }
 
 cmd_reset() {
   cmd_down
   [[ -n $PG_DATA ]] || pg_layout
   log "deleting data under $LOCAL (the venv is kept)"
-  rm -rf "$LOCAL/postgres" "$LOCAL/redis" "$LOCAL/nats" "$LOCAL/mongo" "$LOG_DIR" "$RUN_DIR"
+  rm -rf "$LOCAL/postgres" "$LOCAL/redis" "$LOCAL/nats" "$LOCAL/mongo" "$LOCAL/mail" "$LOG_DIR" "$RUN_DIR"
   [[ -d $PG_FALLBACK ]] && rm -rf "$PG_FALLBACK"
   [[ $PG_SOCK == /tmp/infra-postgres-* ]] && rm -rf "$PG_SOCK"
   return 0

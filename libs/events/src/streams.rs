@@ -172,6 +172,27 @@ pub async fn ensure_streams(js: &jetstream::Context, specs: &[StreamSpec]) -> an
     Ok(())
 }
 
+/// Provisions the platform's streams in `namespace`, retrying with back-off while NATS is
+/// away; `false` if `stop` came first.
+pub async fn provision_until_ready(
+    js: &jetstream::Context,
+    namespace: &Namespace,
+    stop: &tokio_util::sync::CancellationToken,
+) -> bool {
+    let streams = platform_streams(namespace);
+    let mut failures = 0;
+    while let Err(error) = ensure_streams(js, &streams).await {
+        failures += 1;
+        let pause = crate::outbox::backoff(Duration::from_millis(500), failures);
+        tracing::warn!(error = format!("{error:#}"), retry_in = ?pause, "cannot provision the event streams yet");
+        tokio::select! {
+            () = stop.cancelled() => return false,
+            () = tokio::time::sleep(pause) => {}
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

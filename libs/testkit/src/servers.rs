@@ -13,6 +13,10 @@ pub enum Server {
     Nats,
     /// A MongoDB-wire server that supports transactions (`MONGODB_URL`).
     Mongo,
+    /// An SMTP server that keeps what it receives (`SMTP_URL`).
+    Smtp,
+    /// The HTTP API of that SMTP server's mailbox (`MAIL_API_URL`).
+    MailApi,
 }
 
 impl Server {
@@ -23,6 +27,8 @@ impl Server {
             Self::Redis => "REDIS_URL",
             Self::Nats => "NATS_URL",
             Self::Mongo => "MONGODB_URL",
+            Self::Smtp => "SMTP_URL",
+            Self::MailApi => "MAIL_API_URL",
         }
     }
 }
@@ -34,6 +40,8 @@ impl fmt::Display for Server {
             Self::Redis => "Redis",
             Self::Nats => "NATS",
             Self::Mongo => "MongoDB",
+            Self::Smtp => "SMTP",
+            Self::MailApi => "mail catcher",
         })
     }
 }
@@ -105,6 +113,10 @@ mod containers {
                 let port = start(mongo::Mongo::repl_set(), 27017).await?;
                 format!("mongodb://127.0.0.1:{port}/?directConnection=true")
             }
+            Server::Smtp | Server::MailApi => anyhow::bail!(
+                "the mail catcher (scripts/mailcatcher.py) has no container; scripts/infra.sh \
+                 starts it"
+            ),
         })
     }
 

@@ -261,11 +261,26 @@ impl<I: Inbox, H: EventHandler<I>> Consumer<I, H> {
     }
 
     /// Consumes until `stop` is cancelled, then returns once the messages in hand are done.
-    /// Reconnects (with back-off) when the message stream breaks.
+    /// Waits (with back-off) for its stream to exist, and reconnects when the message stream
+    /// breaks.
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
-        let consumer = self.provision().await?;
         let config = &self.inner.config;
         let mut failures = 0_u32;
+        let consumer = loop {
+            match self.provision().await {
+                Ok(consumer) => break consumer,
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    let pause = crate::outbox::backoff(Duration::from_millis(500), failures);
+                    tracing::warn!(consumer = %config.name, error = format!("{error:#}"), retry_in = ?pause, "cannot create the consumer yet");
+                    tokio::select! {
+                        () = stop.cancelled() => return Ok(()),
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                }
+            }
+        };
+        failures = 0;
         let mut last_purge: Option<tokio::time::Instant> = None;
         while !stop.is_cancelled() {
             if last_purge.is_none_or(|at| at.elapsed() >= Duration::from_secs(3600)) {

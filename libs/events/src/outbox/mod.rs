@@ -278,18 +278,9 @@ pub async fn provision_and_relay<S: OutboxStore>(
     stop: CancellationToken,
 ) {
     let jetstream = jetstream::new(nats);
-    let streams = crate::platform_streams(&namespace);
-    let mut failures = 0;
-    while let Err(error) = crate::ensure_streams(&jetstream, &streams).await {
-        failures += 1;
-        let pause = backoff(Duration::from_millis(500), failures);
-        tracing::warn!(error = format!("{error:#}"), retry_in = ?pause, "cannot provision the event streams yet");
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(pause) => {}
-        }
+    if crate::streams::provision_until_ready(&jetstream, &namespace, &stop).await {
+        Relay::new(store, jetstream, config).run(stop).await;
     }
-    Relay::new(store, jetstream, config).run(stop).await;
 }
 
 /// Exponential back-off from `base`, doubling per failure, capped at 30 s.

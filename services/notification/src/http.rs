@@ -1,0 +1,156 @@
+//! The public HTTP API (behind the gateway): the caller's own notifications.
+
+use axum::Router;
+use axum::extract::{FromRef, State};
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use platform_auth::{AuthenticatedUser, JwksVerifier};
+use platform_http::{ApiError, Json, Problem, Query};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use uuid::Uuid;
+
+use crate::store::{self, NotificationRow};
+
+/// What the handlers share.
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    /// The store.
+    pub pool: PgPool,
+    /// Verifies users' access tokens.
+    pub verifier: JwksVerifier,
+}
+
+/// The API routes (without the standard layers; the application adds them).
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/api/v1/notifications", get(list_notifications))
+        .with_state(state)
+}
+
+/// The OpenAPI document of this API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Notification service",
+        description = "The messages the platform sent the caller (welcome, order confirmed or \
+                       cancelled, payment failed), with their delivery status.",
+        version = "1"
+    ),
+    paths(list_notifications),
+    components(schemas(NotificationResponse, NotificationList)),
+    tags((name = "notifications", description = "The caller's notifications"))
+)]
+pub struct ApiDoc;
+
+/// The OpenAPI document with the platform's shared components.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    platform_http::openapi::with_common_components(ApiDoc::openapi())
+}
+
+/// A notification.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "019367a8-7d3e-7f4a-8b5c-6d7e8f901234",
+    "event_type": "orders.confirmed",
+    "channel": "email",
+    "recipient": "ada@example.com",
+    "subject": "Your order 4D5E6F70 is confirmed: €49.98",
+    "status": "sent",
+    "attempts": 1,
+    "created_at": "2026-11-22T09:31:02Z",
+    "sent_at": "2026-11-22T09:31:02Z"
+}))]
+pub struct NotificationResponse {
+    /// Id (the message's `Message-ID`).
+    pub id: Uuid,
+    /// The event it answered.
+    pub event_type: String,
+    /// `email`.
+    pub channel: String,
+    /// Where it went.
+    pub recipient: String,
+    /// Subject line.
+    pub subject: String,
+    /// `pending`, `sent` or `failed`.
+    pub status: String,
+    /// Delivery attempts so far.
+    pub attempts: i32,
+    /// When it was recorded.
+    pub created_at: DateTime<Utc>,
+    /// When it was delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+impl From<NotificationRow> for NotificationResponse {
+    fn from(row: NotificationRow) -> Self {
+        Self {
+            id: row.id,
+            event_type: row.event_type,
+            channel: row.channel,
+            recipient: row.recipient,
+            subject: row.subject,
+            status: row.status,
+            attempts: row.attempts,
+            created_at: row.created_at,
+            sent_at: row.sent_at,
+        }
+    }
+}
+
+/// A page of notifications.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct NotificationList {
+    /// Newest first.
+    pub items: Vec<NotificationResponse>,
+    /// Pass as `before` for the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before: Option<Uuid>,
+}
+
+/// Paging.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Page size, 1 to 100 (default 20).
+    pub limit: Option<i64>,
+    /// Only notifications older than this one (the previous page's `next_before`).
+    pub before: Option<Uuid>,
+}
+
+/// The caller's notifications, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/notifications",
+    tag = "notifications",
+    security(("bearer" = [])),
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of notifications", body = NotificationList),
+        (status = 400, description = "A malformed or out-of-range parameter", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or invalid access token", body = Problem, content_type = "application/problem+json")
+    )
+)]
+async fn list_notifications(
+    State(pool): State<PgPool>,
+    user: AuthenticatedUser,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<NotificationList>, ApiError> {
+    let limit = page.limit.unwrap_or(20);
+    if !(1..=100).contains(&limit) {
+        return Err(ApiError::BadRequest(
+            "`limit` must be between 1 and 100".to_owned(),
+        ));
+    }
+    let rows = store::list_for_user(user.user_id, page.before, limit + 1, &pool)
+        .await
+        .map_err(|error| ApiError::Internal(error.into()))?;
+    let page_size = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = rows.len() > page_size;
+    let items: Vec<NotificationResponse> =
+        rows.into_iter().take(page_size).map(Into::into).collect();
+    let next_before = more.then(|| items.last().map(|last| last.id)).flatten();
+    Ok(Json(NotificationList { items, next_before }))
+}

@@ -1,0 +1,237 @@
+//! The notification service and the user service, each on port 0 with its own database, on one
+//! NATS namespace; the mail catcher for what was sent.
+
+use std::time::Duration;
+
+use async_nats::jetstream::{self, message::PublishMessage};
+use notification_service::Config;
+use platform_auth::TokenSigner;
+use platform_config::Secret;
+use platform_events::{Envelope, Event, Namespace};
+use platform_testkit::mail::{CapturedMail, wait_for_mail};
+use platform_testkit::{Server, TestDatabase, fresh_pg_database, unique_name, url};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+/// The shared secret of service credentials in tests.
+pub const SERVICE_SECRET: &str = "test-service-secret-at-least-32-bytes-long";
+/// A password the user service accepts.
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestPlatform {
+    pub users_address: String,
+    pub notifications_address: String,
+    pub db: TestDatabase,
+    pub namespace: Namespace,
+    pub jetstream: jetstream::Context,
+    pub admin_email: String,
+    pub http: reqwest::Client,
+    stops: Vec<oneshot::Sender<()>>,
+}
+
+impl Drop for TestPlatform {
+    fn drop(&mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+    }
+}
+
+pub async fn spawn() -> TestPlatform {
+    spawn_with(|_| {}).await
+}
+
+/// Both services, the notification service's configuration adjusted by `customise`.
+pub async fn spawn_with(customise: impl FnOnce(&mut Config)) -> TestPlatform {
+    platform_telemetry::init_for_tests();
+    platform_http::install_crypto_provider();
+    let nats_url = url(Server::Nats).await.unwrap();
+    let prefix = unique_name("t");
+    let mut stops = Vec::new();
+
+    let user_db = fresh_pg_database().await.unwrap();
+    let mut users = user_service::Config::with_database(user_db.url.clone());
+    "127.0.0.1".clone_into(&mut users.http.host);
+    users.http.port = Some(0);
+    "127.0.0.1".clone_into(&mut users.grpc.host);
+    users.grpc.port = Some(0);
+    users.nats.url.clone_from(&nats_url);
+    users.nats.subject_prefix = Some(prefix.clone());
+    users.tokens.signing_key_pem = Some(Secret::new(TokenSigner::generate_pkcs8_pem()));
+    users.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
+    let user_service = user_service::Application::build(users.clone())
+        .await
+        .unwrap();
+    let users_address = format!("http://{}", user_service.http_addr());
+    let users_grpc = format!("http://{}", user_service.grpc_addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(user_service.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    stops.push(stop);
+
+    let db = fresh_pg_database().await.unwrap();
+    let admin_email = format!("{}@example.com", unique_name("ops"));
+    let mut config = Config::with_database(db.url.clone());
+    "127.0.0.1".clone_into(&mut config.http.host);
+    config.http.port = Some(0);
+    config.nats.url.clone_from(&nats_url);
+    config.nats.subject_prefix = Some(prefix.clone());
+    config.jwt.jwks_url = format!("{users_address}/.well-known/jwks.json");
+    config.jwt.issuer.clone_from(&users.tokens.issuer);
+    config.jwt.audience.clone_from(&users.tokens.audience);
+    config.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
+    config.user_service.url = users_grpc;
+    config.smtp.url = Secret::new(url(Server::Smtp).await.unwrap());
+    config.delivery.admin_email.clone_from(&admin_email);
+    config.delivery.retry_base_ms = 100;
+    config.delivery.poll_interval_ms = 50;
+    customise(&mut config);
+    let notifications = notification_service::Application::build(config)
+        .await
+        .unwrap();
+    let notifications_address = format!("http://{}", notifications.http_addr());
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(notifications.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    stops.push(stop);
+
+    let nats = async_nats::connect(&nats_url).await.unwrap();
+    TestPlatform {
+        users_address,
+        notifications_address,
+        db,
+        namespace: Namespace::prefixed(&prefix).unwrap(),
+        jetstream: jetstream::new(nats),
+        admin_email,
+        http: reqwest::Client::new(),
+        stops,
+    }
+}
+
+/// A registered user.
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub token: String,
+}
+
+impl TestPlatform {
+    /// Registers a user with the user service (which emits `users.registered`) and logs in.
+    pub async fn register(&self, display_name: &str) -> User {
+        self.register_with_email(
+            &format!("{}@example.com", unique_name("user")),
+            display_name,
+        )
+        .await
+    }
+
+    pub async fn register_with_email(&self, email: &str, display_name: &str) -> User {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/auth/register", self.users_address))
+            .json(&json!({"email": email, "password": PASSWORD, "display_name": display_name}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        let user: Value = response.json().await.unwrap();
+        let tokens: Value = self
+            .http
+            .post(format!("{}/api/v1/auth/login", self.users_address))
+            .json(&json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        User {
+            id: user["id"].as_str().unwrap().parse().unwrap(),
+            email: email.to_owned(),
+            token: tokens["access_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Publishes an event as its producer's relay would (message id = event id).
+    pub async fn publish<T: Event + Serialize>(&self, event: &Envelope<T>) {
+        self.publish_bytes(
+            &event.event_type,
+            serde_json::to_vec(event).unwrap(),
+            &event.id.to_string(),
+        )
+        .await;
+    }
+
+    pub async fn publish_bytes(&self, event_type: &str, payload: Vec<u8>, message_id: &str) {
+        platform_testkit::eventually(Duration::from_secs(10), "the streams", || async {
+            self.jetstream
+                .get_stream(
+                    self.namespace
+                        .domain_stream(event_type.split('.').next().unwrap()),
+                )
+                .await
+                .ok()
+                .map(|_| ())
+        })
+        .await
+        .unwrap();
+        self.jetstream
+            .send_publish(
+                self.namespace.subject(event_type),
+                PublishMessage::build()
+                    .payload(payload.into())
+                    .message_id(message_id),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+
+    /// Dead letters stored so far (subject, payload, headers).
+    pub async fn dead_letters(&self) -> Vec<async_nats::jetstream::message::StreamMessage> {
+        let Ok(mut stream) = self
+            .jetstream
+            .get_stream(self.namespace.dead_letter_stream())
+            .await
+        else {
+            return Vec::new();
+        };
+        let state = stream.info().await.unwrap().state.clone();
+        let mut letters = Vec::new();
+        if state.messages > 0 {
+            for sequence in state.first_sequence..=state.last_sequence {
+                letters.push(stream.get_raw_message(sequence).await.unwrap());
+            }
+        }
+        letters
+    }
+
+    /// Delivery attempts of the notifications to `recipient`, oldest first.
+    pub async fn attempts_to(&self, recipient: &str) -> Vec<(i32, String)> {
+        sqlx::query_as(
+            "SELECT a.attempt, a.outcome FROM delivery_attempts a \
+             JOIN notifications n ON n.id = a.notification_id \
+             WHERE n.recipient = $1 ORDER BY a.at, a.attempt",
+        )
+        .bind(recipient)
+        .fetch_all(&self.db.pool)
+        .await
+        .unwrap()
+    }
+}
+
+/// Waits for exactly `count` messages to `address` (and makes sure no more follow).
+pub async fn mail_to(address: &str, count: usize) -> Vec<CapturedMail> {
+    wait_for_mail(address, count, Duration::from_secs(20))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let mail = platform_testkit::mail::messages_to(address).await.unwrap();
+    assert_eq!(mail.len(), count, "messages to {address}: {mail:#?}");
+    mail
+}
