@@ -157,6 +157,15 @@ impl JwksVerifier {
         })
     }
 
+    /// A verifier for the tokens described by a service's `JWT` settings.
+    pub fn from_settings(settings: &platform_config::JwtSettings) -> Result<Self, JwksError> {
+        Self::new(JwksVerifierConfig::new(
+            settings.jwks_url.clone(),
+            settings.issuer.clone(),
+            settings.audience.clone(),
+        ))
+    }
+
     /// The configuration this verifier was built with.
     pub fn config(&self) -> &JwksVerifierConfig {
         &self.inner.config

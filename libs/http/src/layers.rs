@@ -32,6 +32,15 @@ impl Default for HttpConfig {
     }
 }
 
+impl From<&platform_config::HttpSettings> for HttpConfig {
+    fn from(settings: &platform_config::HttpSettings) -> Self {
+        Self {
+            request_timeout: settings.request_timeout(),
+            body_limit: settings.body_limit_bytes,
+        }
+    }
+}
+
 /// The body limit in force for a request (a request extension, so rejections can state it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BodyLimit(pub usize);

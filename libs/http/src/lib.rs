@@ -10,12 +10,14 @@
 pub mod extract;
 pub mod layers;
 pub mod openapi;
+pub mod paging;
 pub mod problem;
 pub mod request_id;
 pub mod serve;
 
 pub use extract::{Json, Path, Query};
 pub use layers::{HttpConfig, with_standard_layers};
+pub use paging::{PageQuery, paginate};
 pub use problem::{ApiError, FieldError, InternalErrorCause, PROBLEM_JSON, Problem};
 pub use request_id::{RequestId, X_REQUEST_ID};
 pub use serve::{bind, serve, shutdown_signal};

@@ -31,6 +31,44 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 
+/// A service's `main`: installs the TLS crypto provider, reads the configuration (stopping with
+/// a message naming the bad setting), sets up telemetry, then runs `serve` until it returns;
+/// any error is logged and printed, and the process exits non-zero.
+pub async fn run_main<C, F, Fut>(
+    name: &'static str,
+    config: Result<C, platform_config::ConfigError>,
+    serve: F,
+) -> std::process::ExitCode
+where
+    F: FnOnce(C) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    platform_http::install_crypto_provider();
+    let config = match config {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let _telemetry =
+        match platform_telemetry::init(&platform_telemetry::TelemetryConfig::from_env(name)) {
+            Ok(guard) => guard,
+            Err(error) => {
+                eprintln!("{name}: {error}");
+                return std::process::ExitCode::FAILURE;
+            }
+        };
+    match serve(config).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "{name} failed");
+            eprintln!("{name}: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Connects a service to its PostgreSQL database and brings the schema up to date: the
 /// service's own migrations, then the events library's (outbox and inbox). `variable` names the
 /// setting, for the error message.

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use platform_auth::{JwksVerifier, JwksVerifierConfig, ServiceCredentials};
+use platform_auth::{JwksVerifier, ServiceCredentials};
 use platform_config::Secret;
 use platform_events::consumer::postgres::PgInbox;
 use platform_events::{Consumer, ConsumerConfig, Namespace};
@@ -95,11 +95,7 @@ impl Application {
             config.delivery.admin_email.clone(),
             channel.name(),
         ));
-        let verifier = JwksVerifier::new(JwksVerifierConfig::new(
-            config.jwt.jwks_url.clone(),
-            config.jwt.issuer.clone(),
-            config.jwt.audience.clone(),
-        ))?;
+        let verifier = JwksVerifier::from_settings(&config.jwt)?;
         let http_listener = platform_http::bind(
             &config.http.host,
             config.http.port_or(crate::DEFAULT_HTTP_PORT),
@@ -109,10 +105,7 @@ impl Application {
         let server = ServiceServer {
             name: SERVICE_NAME,
             http_listener,
-            http_config: HttpConfig {
-                request_timeout: config.http.request_timeout(),
-                body_limit: config.http.body_limit_bytes,
-            },
+            http_config: HttpConfig::from(&config.http),
             api: http::router(AppState {
                 pool: pool.clone(),
                 verifier,

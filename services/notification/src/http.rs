@@ -5,10 +5,10 @@ use axum::extract::{FromRef, State};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use platform_auth::{AuthenticatedUser, JwksVerifier};
-use platform_http::{ApiError, Json, Problem, Query};
+use platform_http::{ApiError, Json, PageQuery, Problem, Query, paginate};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::store::{self, NotificationRow};
@@ -110,16 +110,6 @@ pub struct NotificationList {
     pub next_before: Option<Uuid>,
 }
 
-/// Paging.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    /// Page size, 1 to 100 (default 20).
-    pub limit: Option<i64>,
-    /// Only notifications older than this one (the previous page's `next_before`).
-    pub before: Option<Uuid>,
-}
-
 /// The caller's notifications, newest first.
 #[utoipa::path(
     get,
@@ -138,19 +128,11 @@ async fn list_notifications(
     user: AuthenticatedUser,
     Query(page): Query<PageQuery>,
 ) -> Result<Json<NotificationList>, ApiError> {
-    let limit = page.limit.unwrap_or(20);
-    if !(1..=100).contains(&limit) {
-        return Err(ApiError::BadRequest(
-            "`limit` must be between 1 and 100".to_owned(),
-        ));
-    }
-    let rows = store::list_for_user(user.user_id, page.before, limit + 1, &pool)
+    let limit = page.limit()?;
+    let rows = store::list_for_user(user.user_id, page.before, page.fetch()?, &pool)
         .await
         .map_err(|error| ApiError::Internal(error.into()))?;
-    let page_size = usize::try_from(limit).unwrap_or(usize::MAX);
-    let more = rows.len() > page_size;
-    let items: Vec<NotificationResponse> =
-        rows.into_iter().take(page_size).map(Into::into).collect();
-    let next_before = more.then(|| items.last().map(|last| last.id)).flatten();
+    let (rows, next_before) = paginate(rows, limit, |row| row.id);
+    let items = rows.into_iter().map(Into::into).collect();
     Ok(Json(NotificationList { items, next_before }))
 }

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use platform_auth::{JwksVerifier, JwksVerifierConfig, ServiceAuthInterceptor, ServiceCredentials};
+use platform_auth::{JwksVerifier, ServiceAuthInterceptor, ServiceCredentials};
 use platform_config::Secret;
 use platform_events::outbox::postgres::PgOutbox;
 use platform_events::outbox::provision_and_relay;
@@ -65,11 +65,7 @@ impl Application {
                 "PAYMENT_SERVICE__PROVIDER__KIND: unknown provider `{other}` (this build has `test`)"
             ),
         };
-        let verifier = JwksVerifier::new(JwksVerifierConfig::new(
-            config.jwt.jwks_url.clone(),
-            config.jwt.issuer.clone(),
-            config.jwt.audience.clone(),
-        ))?;
+        let verifier = JwksVerifier::from_settings(&config.jwt)?;
         let payments = Payments::new(pool.clone(), namespace.clone(), provider);
 
         let http_listener = platform_http::bind(
@@ -87,10 +83,7 @@ impl Application {
         let server = ServiceServer {
             name: SERVICE_NAME,
             http_listener,
-            http_config: HttpConfig {
-                request_timeout: config.http.request_timeout(),
-                body_limit: config.http.body_limit_bytes,
-            },
+            http_config: HttpConfig::from(&config.http),
             api: http::router(AppState {
                 payments: payments.clone(),
                 verifier,

@@ -7,9 +7,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use platform_auth::{AuthenticatedUser, JwksVerifier};
-use platform_http::{ApiError, Json, Path, Problem, Query};
+use platform_http::{ApiError, Json, PageQuery, Path, Problem, Query, paginate};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::payments::{PaymentMethod, Payments};
@@ -203,19 +203,6 @@ pub struct PaymentList {
     pub next_before: Option<Uuid>,
 }
 
-/// Paging through payments.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    /// Page size, 1 to 100 (default 20).
-    pub limit: Option<i64>,
-    /// Only payments older than this one (the previous page's `next_before`).
-    pub before: Option<Uuid>,
-}
-
-/// The largest page.
-pub const MAX_PAGE_SIZE: i64 = 100;
-
 /// Add a card: validated, handed to the provider, and kept only as the provider's token.
 #[utoipa::path(
     post,
@@ -312,22 +299,12 @@ async fn list_payments(
     user: AuthenticatedUser,
     Query(page): Query<PageQuery>,
 ) -> Result<Json<PaymentList>, ApiError> {
-    let limit = page.limit.unwrap_or(20);
-    if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-        return Err(ApiError::BadRequest(format!(
-            "`limit` must be between 1 and {MAX_PAGE_SIZE}"
-        )));
-    }
+    let limit = page.limit()?;
     let rows = payments
-        .payments(user.user_id, page.before, limit + 1)
+        .payments(user.user_id, page.before, page.fetch()?)
         .await?;
-    let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-    let items: Vec<PaymentResponse> = rows
-        .into_iter()
-        .take(usize::try_from(limit).unwrap_or(usize::MAX))
-        .map(Into::into)
-        .collect();
-    let next_before = more.then(|| items.last().map(|last| last.id)).flatten();
+    let (rows, next_before) = paginate(rows, limit, |row| row.id);
+    let items = rows.into_iter().map(Into::into).collect();
     Ok(Json(PaymentList { items, next_before }))
 }
 

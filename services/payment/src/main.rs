@@ -3,39 +3,15 @@
 use std::process::ExitCode;
 
 use payment_service::{Application, Config, SERVICE_NAME};
-use platform_telemetry::TelemetryConfig;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    platform_http::install_crypto_provider();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("{SERVICE_NAME}: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let _telemetry = match platform_telemetry::init(&TelemetryConfig::from_env(SERVICE_NAME)) {
-        Ok(guard) => guard,
-        Err(error) => {
-            eprintln!("{SERVICE_NAME}: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = async {
+    platform_server::run_main(SERVICE_NAME, Config::from_env(), |config| async {
         let application = Application::build(config).await?;
         tracing::info!(http = %application.http_addr(), grpc = %application.grpc_addr(), "listening");
         application
             .run_until_stopped(platform_http::shutdown_signal())
             .await
-    }
-    .await;
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "{SERVICE_NAME} failed");
-            eprintln!("{SERVICE_NAME}: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
+    .await
 }

@@ -98,10 +98,7 @@ impl Application {
         let server = ServiceServer {
             name: SERVICE_NAME,
             http_listener,
-            http_config: HttpConfig {
-                request_timeout: config.http.request_timeout(),
-                body_limit: config.http.body_limit_bytes,
-            },
+            http_config: HttpConfig::from(&config.http),
             api: http::router(AppState {
                 accounts: accounts.clone(),
                 verifier,

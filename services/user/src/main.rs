@@ -4,7 +4,6 @@ use std::io::BufRead as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use platform_telemetry::TelemetryConfig;
 use user_service::{Application, Config, SERVICE_NAME};
 
 /// The user service. Configuration comes from `USER_SERVICE__...` environment variables.
@@ -37,34 +36,14 @@ async fn main() -> ExitCode {
         print!("{}", platform_auth::TokenSigner::generate_pkcs8_pem());
         return ExitCode::SUCCESS;
     }
-    platform_http::install_crypto_provider();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("{SERVICE_NAME}: {error}");
-            return ExitCode::FAILURE;
+    platform_server::run_main(SERVICE_NAME, Config::from_env(), |config| async move {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => serve(config).await,
+            Command::CreateAdmin { email } => create_admin(&config, &email).await,
+            Command::GenerateSigningKey => unreachable!("handled before configuration is read"),
         }
-    };
-    let _telemetry = match platform_telemetry::init(&TelemetryConfig::from_env(SERVICE_NAME)) {
-        Ok(guard) => guard,
-        Err(error) => {
-            eprintln!("{SERVICE_NAME}: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(config).await,
-        Command::CreateAdmin { email } => create_admin(&config, &email).await,
-        Command::GenerateSigningKey => unreachable!("handled before configuration is read"),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "{SERVICE_NAME} failed");
-            eprintln!("{SERVICE_NAME}: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    })
+    .await
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
