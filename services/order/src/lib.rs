@@ -1,11 +1,22 @@
-//! The order service: orders, their items and status history, and the checkout saga that drives
-//! reservation, payment and confirmation.
+//! The order service: places orders and runs the checkout saga that reserves stock (inventory),
+//! charges the card (payment), commits the reservation and confirms the order, or compensates
+//! and cancels it with a reason.
 //!
-//! Status: not implemented yet (its API, store and saga worker); the crate holds its place in the
-//! workspace.
+//! [`Application::build`] binds the listener (port 0 in tests), and
+//! [`Application::run_until_stopped`] runs until shutdown; `main.rs` only wires configuration
+//! and telemetry to them.
 
-/// Default port of the HTTP API (health, metrics and the public API behind the gateway).
+mod app;
+pub mod config;
+pub mod domain;
+pub mod downstream;
+pub mod http;
+pub mod orders;
+pub mod saga;
+pub mod store;
+
+pub use app::{Application, SERVICE_NAME};
+pub use config::Config;
+
+/// Default port of the HTTP API.
 pub const DEFAULT_HTTP_PORT: u16 = 8082;
-
-/// Default port of the internal gRPC API.
-pub const DEFAULT_GRPC_PORT: u16 = 9082;

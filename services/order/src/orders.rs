@@ -1,0 +1,388 @@
+//! Placing, reading and cancelling orders. Placing records the order as PENDING with its
+//! `orders.created` event in one transaction; the saga (`saga.rs`) takes it from there.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use chrono::{SubsecRound as _, Utc};
+use platform_events::contracts::{self, OrderCreated, OrderLine};
+use platform_events::{Envelope, Namespace};
+use platform_http::{ApiError, FieldError};
+use sqlx::PgPool;
+use tokio::sync::Notify;
+use tonic::Code;
+use uuid::Uuid;
+
+use crate::config::OrderLimits;
+use crate::domain::{OrderStatus, RequestedItem, validate_items};
+use crate::downstream::{CallError, Inventory, Payments};
+use crate::store::{self, HistoryRow, ItemRow, OrderRow};
+
+/// The `source` of the events this service emits.
+pub const SOURCE: &str = "order-service";
+
+/// An order with its lines and history.
+#[derive(Clone, Debug)]
+pub struct Order {
+    /// The order.
+    pub row: OrderRow,
+    /// Its lines.
+    pub items: Vec<ItemRow>,
+    /// Every transition.
+    pub history: Vec<HistoryRow>,
+}
+
+/// A placed order, and whether it was placed by an earlier request with the same key.
+#[derive(Clone, Debug)]
+pub struct Placed {
+    /// The order.
+    pub order: Order,
+    /// True when this request repeated an earlier one.
+    pub replayed: bool,
+}
+
+/// What can go wrong, in the service's words; [`ApiError`] translates it.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    /// Some fields are invalid.
+    #[error("invalid input")]
+    Invalid(Vec<FieldError>),
+    /// The idempotency key was used with another request.
+    #[error("this Idempotency-Key was already used with a different request")]
+    KeyReused,
+    /// No such order (or not the caller's).
+    #[error("no such order")]
+    NotFound,
+    /// The order is not in a state that allows this.
+    #[error("{0}")]
+    Conflict(String),
+    /// A service the order needs did not answer.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A failure that is not the caller's doing.
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for OrderError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Unexpected(error.into())
+    }
+}
+
+impl From<OrderError> for ApiError {
+    fn from(error: OrderError) -> Self {
+        match error {
+            OrderError::Invalid(fields) => Self::Validation(fields),
+            OrderError::KeyReused => Self::Unprocessable(error.to_string()),
+            OrderError::NotFound => Self::NotFound(error.to_string()),
+            OrderError::Conflict(what) => Self::Conflict(what),
+            OrderError::Unavailable(what) => Self::ServiceUnavailable(what),
+            OrderError::Unexpected(error) => Self::Internal(error),
+        }
+    }
+}
+
+/// An order as requested.
+#[derive(Clone, Debug)]
+pub struct OrderRequest {
+    /// `(sku, quantity)` per line.
+    pub items: Vec<(String, i64)>,
+    /// One of the caller's payment methods.
+    pub payment_method_id: Uuid,
+}
+
+/// The order operations.
+#[derive(Clone)]
+pub struct Orders {
+    pool: PgPool,
+    namespace: Namespace,
+    inventory: Inventory,
+    payments: Payments,
+    limits: OrderLimits,
+    wake: Arc<Notify>,
+}
+
+impl Orders {
+    /// The operations over `pool`; `wake` tells the saga worker there is work.
+    pub fn new(
+        pool: PgPool,
+        namespace: Namespace,
+        inventory: Inventory,
+        payments: Payments,
+        limits: OrderLimits,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            pool,
+            namespace,
+            inventory,
+            payments,
+            limits,
+            wake,
+        }
+    }
+
+    /// Places an order: checks the lines and the payment method, prices the lines from the
+    /// inventory, and stores the order as PENDING with its `orders.created` event. A repeat
+    /// with the same key and request returns the first order.
+    #[tracing::instrument(skip_all, fields(user_id = %user_id))]
+    pub async fn place(
+        &self,
+        user_id: Uuid,
+        idempotency_key: &str,
+        request: &OrderRequest,
+        request_hash: Vec<u8>,
+    ) -> Result<Placed, OrderError> {
+        if let Some(existing) = store::find_by_key(user_id, idempotency_key, &self.pool).await? {
+            return self.replay(existing, &request_hash).await;
+        }
+        let items = validate_items(&request.items, &self.limits).map_err(OrderError::Invalid)?;
+        self.check_payment_method(user_id, request.payment_method_id)
+            .await?;
+        let (lines, currency, total) = self.price(&items).await?;
+        let now = Utc::now().trunc_subsecs(6);
+        let order = OrderRow {
+            id: Uuid::now_v7(),
+            user_id,
+            idempotency_key: idempotency_key.to_owned(),
+            request_hash: request_hash.clone(),
+            status: OrderStatus::Pending.as_str().to_owned(),
+            payment_method_id: request.payment_method_id,
+            total_minor: total,
+            currency: currency.clone(),
+            payment_id: None,
+            refunded_minor: 0,
+            cancel_reason: None,
+            cancel_detail: None,
+            resolve_payment: false,
+            refund_pending: false,
+            release_pending: false,
+            step_attempts: 0,
+            last_error: None,
+            created_at: now,
+            updated_at: now,
+        };
+        let mut tx = self.pool.begin().await?;
+        if !store::insert_order(&order, &lines, &mut tx).await? {
+            // Placed concurrently with the same key.
+            drop(tx);
+            let existing = store::find_by_key(user_id, idempotency_key, &self.pool)
+                .await?
+                .context("the concurrently placed order vanished")?;
+            return self.replay(existing, &request_hash).await;
+        }
+        let event = Envelope::new(
+            SOURCE,
+            &order.id,
+            OrderCreated {
+                order_id: order.id,
+                user_id,
+                items: order_lines(&lines),
+                total: contracts::Money::new(total, &currency),
+            },
+        );
+        platform_events::outbox::postgres::enqueue(&mut *tx, &self.namespace, &event).await?;
+        tx.commit().await?;
+        metrics::counter!("orders_placed_total").increment(1);
+        tracing::info!(order_id = %order.id, total, currency = %currency, "order placed");
+        self.wake.notify_one();
+        Ok(Placed {
+            order: self.load(order).await?,
+            replayed: false,
+        })
+    }
+
+    /// The payment method must be one of the user's.
+    async fn check_payment_method(
+        &self,
+        user_id: Uuid,
+        payment_method_id: Uuid,
+    ) -> Result<(), OrderError> {
+        match self
+            .payments
+            .payment_method(user_id, payment_method_id)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(CallError::Refused(status)) if status.code() == Code::NotFound => {
+                Err(OrderError::Invalid(vec![FieldError::new(
+                    "payment_method_id",
+                    "is not one of your payment methods",
+                )]))
+            }
+            Err(error) => Err(OrderError::Unavailable(format!(
+                "the payment service: {error}"
+            ))),
+        }
+    }
+
+    /// Prices the lines from the inventory: the lines, their currency, the total.
+    async fn price(
+        &self,
+        items: &[RequestedItem],
+    ) -> Result<(Vec<ItemRow>, String, i64), OrderError> {
+        let skus: Vec<String> = items.iter().map(|item| item.sku.clone()).collect();
+        let products = match self.inventory.products(skus.clone()).await {
+            Ok(products) => products,
+            Err(CallError::Refused(status)) if status.code() == Code::NotFound => {
+                let index = skus
+                    .iter()
+                    .position(|sku| status.message().contains(sku.as_str()))
+                    .unwrap_or(0);
+                return Err(OrderError::Invalid(vec![FieldError::new(
+                    format!("items[{index}].sku"),
+                    "is not a product we sell",
+                )]));
+            }
+            Err(error) => {
+                return Err(OrderError::Unavailable(format!(
+                    "the inventory service: {error}"
+                )));
+            }
+        };
+        let by_sku: HashMap<&str, _> = products.iter().map(|p| (p.sku.as_str(), p)).collect();
+        let mut lines = Vec::with_capacity(items.len());
+        let mut currency: Option<String> = None;
+        let mut total: i64 = 0;
+        for (index, item) in items.iter().enumerate() {
+            let product = by_sku
+                .get(item.sku.as_str())
+                .context("the inventory did not price a requested SKU")?;
+            let price = product
+                .price
+                .as_ref()
+                .context("a product without a price")?;
+            if currency.get_or_insert_with(|| price.currency.clone()) != &price.currency {
+                return Err(OrderError::Invalid(vec![FieldError::new(
+                    format!("items[{index}].sku"),
+                    "is priced in another currency than the rest of the order",
+                )]));
+            }
+            total = price
+                .minor
+                .checked_mul(i64::from(item.quantity))
+                .and_then(|line| total.checked_add(line))
+                .context("the order total does not fit")?;
+            lines.push(ItemRow {
+                line: i32::try_from(index).unwrap_or(i32::MAX),
+                sku: item.sku.clone(),
+                name: product.name.clone(),
+                quantity: i32::try_from(item.quantity).unwrap_or(i32::MAX),
+                unit_price_minor: price.minor,
+                currency: price.currency.clone(),
+            });
+        }
+        let currency = currency.context("an order without lines")?;
+        if total <= 0 {
+            return Err(OrderError::Invalid(vec![FieldError::new(
+                "items",
+                "the order's total must be more than zero",
+            )]));
+        }
+        Ok((lines, currency, total))
+    }
+
+    async fn replay(&self, existing: OrderRow, request_hash: &[u8]) -> Result<Placed, OrderError> {
+        if existing.request_hash != request_hash {
+            return Err(OrderError::KeyReused);
+        }
+        Ok(Placed {
+            order: self.load(existing).await?,
+            replayed: true,
+        })
+    }
+
+    async fn load(&self, row: OrderRow) -> Result<Order, OrderError> {
+        let items = store::items(row.id, &self.pool).await?;
+        let history = store::history(row.id, &self.pool).await?;
+        Ok(Order {
+            row,
+            items,
+            history,
+        })
+    }
+
+    /// One of the user's orders (another user's is not found).
+    pub async fn get(&self, user_id: Uuid, id: Uuid) -> Result<Order, OrderError> {
+        let row = store::find(id, &self.pool)
+            .await?
+            .filter(|row| row.user_id == user_id)
+            .ok_or(OrderError::NotFound)?;
+        self.load(row).await
+    }
+
+    /// A page of the user's orders, newest first.
+    pub async fn list(
+        &self,
+        user_id: Uuid,
+        before: Option<Uuid>,
+        limit: i64,
+    ) -> Result<Vec<Order>, OrderError> {
+        let rows = store::list(user_id, before, limit, &self.pool).await?;
+        let mut orders = Vec::with_capacity(rows.len());
+        for row in rows {
+            orders.push(self.load(row).await?);
+        }
+        Ok(orders)
+    }
+
+    /// Cancels a confirmed order: it becomes CANCELLING, and the saga refunds it, returns its
+    /// stock and closes it as CANCELLED.
+    #[tracing::instrument(skip_all, fields(user_id = %user_id, order_id = %id))]
+    pub async fn cancel(&self, user_id: Uuid, id: Uuid) -> Result<Order, OrderError> {
+        let mut tx = self.pool.begin().await?;
+        let row = store::lock(id, &mut *tx)
+            .await?
+            .filter(|row| row.user_id == user_id)
+            .ok_or(OrderError::NotFound)?;
+        if row.status != OrderStatus::Confirmed.as_str() {
+            return Err(OrderError::Conflict(format!(
+                "only a confirmed order can be cancelled; this one is {}",
+                row.status
+            )));
+        }
+        sqlx::query(
+            "UPDATE orders SET status = 'CANCELLING', cancel_reason = 'customer_request', \
+                 cancel_detail = 'cancelled at the customer''s request', \
+                 refund_pending = true, release_pending = true, step_attempts = 0, \
+                 next_attempt_at = now(), updated_at = now() \
+             WHERE id = $1",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        store::record_history(
+            id,
+            Some("CONFIRMED"),
+            "CANCELLING",
+            Some("customer_request"),
+            &mut *tx,
+        )
+        .await?;
+        tx.commit().await?;
+        self.wake.notify_one();
+        let row = store::find(id, &self.pool)
+            .await?
+            .ok_or(OrderError::NotFound)?;
+        self.load(row).await
+    }
+}
+
+/// The event form of an order's lines.
+pub fn order_lines(items: &[ItemRow]) -> Vec<OrderLine> {
+    items
+        .iter()
+        .map(|item| OrderLine {
+            sku: item.sku.clone(),
+            name: item.name.clone(),
+            quantity: u32::try_from(item.quantity).unwrap_or(0),
+            unit_price: contracts::Money::new(item.unit_price_minor, &item.currency),
+            line_total: contracts::Money::new(
+                item.unit_price_minor * i64::from(item.quantity),
+                &item.currency,
+            ),
+        })
+        .collect()
+}

@@ -1,0 +1,362 @@
+//! The service's tables. Each function takes an executor, so the caller decides the
+//! transaction.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgConnection, PgExecutor};
+use uuid::Uuid;
+
+/// A row of `orders`.
+#[derive(Clone, Debug, FromRow)]
+pub struct OrderRow {
+    /// Order id.
+    pub id: Uuid,
+    /// Buyer.
+    pub user_id: Uuid,
+    /// The key the order was placed with.
+    pub idempotency_key: String,
+    /// SHA-256 of the request placed with that key.
+    pub request_hash: Vec<u8>,
+    /// Saga status.
+    pub status: String,
+    /// The card to charge.
+    pub payment_method_id: Uuid,
+    /// Total in minor units.
+    pub total_minor: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+    /// The captured payment.
+    pub payment_id: Option<Uuid>,
+    /// Refunded so far.
+    pub refunded_minor: i64,
+    /// Why it was cancelled (a `CancellationReason` code).
+    pub cancel_reason: Option<String>,
+    /// Why, in words.
+    pub cancel_detail: Option<String>,
+    /// Compensation: learn the outcome of a charge that timed out.
+    pub resolve_payment: bool,
+    /// Compensation: refund.
+    pub refund_pending: bool,
+    /// Compensation: release the stock.
+    pub release_pending: bool,
+    /// Failed attempts of the current step.
+    pub step_attempts: i32,
+    /// The current step's last error.
+    pub last_error: Option<String>,
+    /// Placed at.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+const COLUMNS: &str = "id, user_id, idempotency_key, request_hash, status, payment_method_id, \
+     total_minor, currency, payment_id, refunded_minor, cancel_reason, cancel_detail, \
+     resolve_payment, refund_pending, release_pending, step_attempts, last_error, created_at, \
+     updated_at";
+
+/// A row of `order_items`.
+#[derive(Clone, Debug, FromRow)]
+pub struct ItemRow {
+    /// Position in the order.
+    pub line: i32,
+    /// SKU.
+    pub sku: String,
+    /// Product name at order time.
+    pub name: String,
+    /// Units.
+    pub quantity: i32,
+    /// Unit price at order time.
+    pub unit_price_minor: i64,
+    /// ISO 4217 code.
+    pub currency: String,
+}
+
+/// A row of `order_status_history`.
+#[derive(Clone, Debug, FromRow)]
+pub struct HistoryRow {
+    /// The status before (none for the first).
+    pub from_status: Option<String>,
+    /// The status after.
+    pub to_status: String,
+    /// Why.
+    pub reason: Option<String>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Inserts a new order with its items and first history entry; `false` if the user already
+/// placed an order with this idempotency key.
+pub async fn insert_order(
+    order: &OrderRow,
+    items: &[ItemRow],
+    tx: &mut PgConnection,
+) -> sqlx::Result<bool> {
+    let inserted = sqlx::query(
+        "INSERT INTO orders (id, user_id, idempotency_key, request_hash, status, payment_method_id, \
+                             total_minor, currency, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, 'PENDING', $5, $6, $7, $8, $8) \
+         ON CONFLICT (user_id, idempotency_key) DO NOTHING",
+    )
+    .bind(order.id)
+    .bind(order.user_id)
+    .bind(&order.idempotency_key)
+    .bind(&order.request_hash)
+    .bind(order.payment_method_id)
+    .bind(order.total_minor)
+    .bind(&order.currency)
+    .bind(order.created_at)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if inserted == 0 {
+        return Ok(false);
+    }
+    for item in items {
+        sqlx::query(
+            "INSERT INTO order_items (order_id, line, sku, name, quantity, unit_price_minor, currency) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(order.id)
+        .bind(item.line)
+        .bind(&item.sku)
+        .bind(&item.name)
+        .bind(item.quantity)
+        .bind(item.unit_price_minor)
+        .bind(&item.currency)
+        .execute(&mut *tx)
+        .await?;
+    }
+    record_history(order.id, None, "PENDING", Some("placed"), &mut *tx).await?;
+    Ok(true)
+}
+
+/// Appends a transition to an order's history.
+pub async fn record_history(
+    order_id: Uuid,
+    from: Option<&str>,
+    to: &str,
+    reason: Option<&str>,
+    executor: impl PgExecutor<'_>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO order_status_history (order_id, from_status, to_status, reason) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(order_id)
+    .bind(from)
+    .bind(to)
+    .bind(reason)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// The user's order placed with this key.
+pub async fn find_by_key(
+    user_id: Uuid,
+    key: &str,
+    executor: impl PgExecutor<'_>,
+) -> sqlx::Result<Option<OrderRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM orders WHERE user_id = $1 AND idempotency_key = $2"
+    )))
+    .bind(user_id)
+    .bind(key)
+    .fetch_optional(executor)
+    .await
+}
+
+/// An order by id.
+pub async fn find(id: Uuid, executor: impl PgExecutor<'_>) -> sqlx::Result<Option<OrderRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM orders WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(executor)
+    .await
+}
+
+/// An order by id, locked for the rest of the transaction.
+pub async fn lock(id: Uuid, executor: impl PgExecutor<'_>) -> sqlx::Result<Option<OrderRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM orders WHERE id = $1 FOR UPDATE"
+    )))
+    .bind(id)
+    .fetch_optional(executor)
+    .await
+}
+
+/// A page of the user's orders, newest first (ids are UUID v7, so they sort by time).
+pub async fn list(
+    user_id: Uuid,
+    before: Option<Uuid>,
+    limit: i64,
+    executor: impl PgExecutor<'_>,
+) -> sqlx::Result<Vec<OrderRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM orders WHERE user_id = $1 AND ($2::uuid IS NULL OR id < $2) \
+         ORDER BY id DESC LIMIT $3"
+    )))
+    .bind(user_id)
+    .bind(before)
+    .bind(limit)
+    .fetch_all(executor)
+    .await
+}
+
+/// An order's items, in order.
+pub async fn items(order_id: Uuid, executor: impl PgExecutor<'_>) -> sqlx::Result<Vec<ItemRow>> {
+    sqlx::query_as(
+        "SELECT line, sku, name, quantity, unit_price_minor, currency FROM order_items \
+         WHERE order_id = $1 ORDER BY line",
+    )
+    .bind(order_id)
+    .fetch_all(executor)
+    .await
+}
+
+/// An order's history, oldest first.
+pub async fn history(
+    order_id: Uuid,
+    executor: impl PgExecutor<'_>,
+) -> sqlx::Result<Vec<HistoryRow>> {
+    sqlx::query_as(
+        "SELECT from_status, to_status, reason, at FROM order_status_history \
+         WHERE order_id = $1 ORDER BY id",
+    )
+    .bind(order_id)
+    .fetch_all(executor)
+    .await
+}
+
+/// Claims up to `limit` sagas that are due, leasing them to `owner`.
+pub async fn claim_due(
+    owner: Uuid,
+    limit: i64,
+    lease: Duration,
+    executor: impl PgExecutor<'_>,
+) -> sqlx::Result<Vec<OrderRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "UPDATE orders SET lease_owner = $1, lease_until = now() + make_interval(secs => $3) \
+         WHERE id IN ( \
+             SELECT id FROM orders \
+             WHERE status NOT IN ('CONFIRMED', 'CANCELLED') AND next_attempt_at <= now() \
+               AND (lease_until IS NULL OR lease_until < now()) \
+             ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED) \
+         RETURNING {COLUMNS}"
+    )))
+    .bind(owner)
+    .bind(limit)
+    .bind(lease.as_secs_f64())
+    .fetch_all(executor)
+    .await
+}
+
+/// A saga's next state, written only if `owner` still holds the lease on the order in `from`.
+#[derive(Clone, Debug)]
+pub struct Transition<'a> {
+    /// The status the step started from.
+    pub from: &'a str,
+    /// The status it moves to.
+    pub to: &'a str,
+    /// Why, for the history.
+    pub reason: Option<&'a str>,
+    /// The captured payment, once known.
+    pub payment_id: Option<Uuid>,
+    /// Cancellation code and words, when cancelling.
+    pub cancel: Option<(&'a str, &'a str)>,
+    /// Compensation still to do: resolve the payment, refund, release.
+    pub pending: (bool, bool, bool),
+    /// Refunded so far.
+    pub refunded_minor: i64,
+}
+
+/// Applies a transition: the order's new state, its history entry, a fresh step. `false` if
+/// the lease was lost (another worker has the order now) and nothing was written.
+pub async fn transition(
+    order_id: Uuid,
+    owner: Uuid,
+    change: &Transition<'_>,
+    tx: &mut PgConnection,
+) -> sqlx::Result<bool> {
+    let updated = sqlx::query(
+        "UPDATE orders SET status = $3, payment_id = COALESCE($4, payment_id), \
+             cancel_reason = COALESCE($5, cancel_reason), cancel_detail = COALESCE($6, cancel_detail), \
+             resolve_payment = $7, refund_pending = $8, release_pending = $9, refunded_minor = $10, \
+             step_attempts = 0, last_error = NULL, next_attempt_at = now(), \
+             lease_owner = NULL, lease_until = NULL, updated_at = now() \
+         WHERE id = $1 AND lease_owner = $2 AND status = $11",
+    )
+    .bind(order_id)
+    .bind(owner)
+    .bind(change.to)
+    .bind(change.payment_id)
+    .bind(change.cancel.map(|(code, _)| code))
+    .bind(change.cancel.map(|(_, detail)| detail))
+    .bind(change.pending.0)
+    .bind(change.pending.1)
+    .bind(change.pending.2)
+    .bind(change.refunded_minor)
+    .bind(change.from)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Ok(false);
+    }
+    if change.from != change.to {
+        record_history(
+            order_id,
+            Some(change.from),
+            change.to,
+            change.reason,
+            &mut *tx,
+        )
+        .await?;
+    }
+    Ok(true)
+}
+
+/// Records a failed step to be retried after `delay`, releasing the lease.
+pub async fn retry_later(
+    order_id: Uuid,
+    owner: Uuid,
+    error: &str,
+    delay: Duration,
+    executor: impl PgExecutor<'_>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE orders SET step_attempts = step_attempts + 1, last_error = $3, \
+             next_attempt_at = now() + make_interval(secs => $4), \
+             lease_owner = NULL, lease_until = NULL, updated_at = now() \
+         WHERE id = $1 AND lease_owner = $2",
+    )
+    .bind(order_id)
+    .bind(owner)
+    .bind(error)
+    .bind(delay.as_secs_f64())
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// Lets go of an order without counting an attempt (a breaker refused the call), to be picked
+/// up again after `delay`.
+pub async fn postpone(
+    order_id: Uuid,
+    owner: Uuid,
+    delay: Duration,
+    executor: impl PgExecutor<'_>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE orders SET next_attempt_at = now() + make_interval(secs => $3), \
+             lease_owner = NULL, lease_until = NULL \
+         WHERE id = $1 AND lease_owner = $2",
+    )
+    .bind(order_id)
+    .bind(owner)
+    .bind(delay.as_secs_f64())
+    .execute(executor)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,388 @@
+//! The three services of a checkout, wired together on one NATS namespace.
+
+use std::time::Duration;
+
+use axum::routing::get;
+use bson::{Document, doc};
+use platform_auth::{Claims, Role, TokenSigner};
+use platform_config::{MongoSettings, Secret};
+use platform_testkit::{Server, eventually, fresh_pg_database, unique_name, url};
+use reqwest::Response;
+use serde_json::{Value, json};
+use sqlx::PgPool;
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+pub const SERVICE_SECRET: &str = "test-service-secret-at-least-32-bytes-long";
+
+/// Test cards of the payment service's test provider.
+pub const GOOD_CARD: &str = "4242 4242 4242 4242";
+pub const DECLINED_CARD: &str = "4000 0000 0000 0002";
+pub const SLOW_CARD: &str = "4000 0000 0000 3220";
+pub const FLAKY_CARD: &str = "4000 0000 0000 0119";
+
+/// How the shop is started.
+pub struct Options {
+    /// Whether the order service runs its saga worker (false: tests step it by hand).
+    pub saga: bool,
+    pub reservation_ttl_secs: u64,
+    pub reservation_sweep_secs: u64,
+    pub payment_timeout_ms: u64,
+    pub slow_card_delay_ms: u64,
+    pub lease_secs: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            saga: true,
+            reservation_ttl_secs: 300,
+            reservation_sweep_secs: 1,
+            payment_timeout_ms: 2000,
+            slow_card_delay_ms: 3000,
+            lease_secs: 2,
+        }
+    }
+}
+
+pub struct Shop {
+    pub orders_url: String,
+    pub inventory_url: String,
+    pub payments_url: String,
+    pub order_pool: PgPool,
+    pub payment_pool: PgPool,
+    pub inventory_db: mongodb::Database,
+    pub signer: TokenSigner,
+    pub admin: String,
+    pub http: reqwest::Client,
+    pub order_config: order_service::Config,
+    /// A worker to step the saga by hand, when the service runs without its own.
+    pub worker: Option<order_service::saga::SagaWorker>,
+    stops: Vec<oneshot::Sender<()>>,
+}
+
+impl Drop for Shop {
+    fn drop(&mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+    }
+}
+
+async fn jwks_stand_in(signer: &TokenSigner) -> String {
+    let keys = signer.jwk_set();
+    let app = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        get(move || {
+            let keys = keys.clone();
+            async move { axum::Json(keys) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{address}/.well-known/jwks.json")
+}
+
+fn stopper(stops: &mut Vec<oneshot::Sender<()>>) -> impl Future<Output = ()> + Send + 'static {
+    let (stop, stopped) = oneshot::channel::<()>();
+    stops.push(stop);
+    async move {
+        let _ = stopped.await;
+    }
+}
+
+pub async fn shop() -> Shop {
+    shop_with(Options::default()).await
+}
+
+#[allow(clippy::too_many_lines)]
+pub async fn shop_with(options: Options) -> Shop {
+    platform_telemetry::init_for_tests();
+    platform_http::install_crypto_provider();
+    let signer = TokenSigner::generate("user-service-1");
+    let jwks_url = jwks_stand_in(&signer).await;
+    let nats_url = url(Server::Nats).await.unwrap();
+    let prefix = unique_name("t");
+    let mut stops = Vec::new();
+    let jwt = |jwt: &mut platform_config::JwtSettings| jwt.jwks_url.clone_from(&jwks_url);
+
+    let mongo_url = url(Server::Mongo).await.unwrap();
+    let mut inventory = inventory_service::Config::with_mongo(mongo_url.clone());
+    inventory.mongo = MongoSettings {
+        url: Secret::new(mongo_url),
+        database: Some(unique_name("inventory")),
+    };
+    "127.0.0.1".clone_into(&mut inventory.http.host);
+    inventory.http.port = Some(0);
+    "127.0.0.1".clone_into(&mut inventory.grpc.host);
+    inventory.grpc.port = Some(0);
+    inventory.redis.url = Secret::new(url(Server::Redis).await.unwrap());
+    inventory.cache.key_prefix = unique_name("cache");
+    inventory.nats.url.clone_from(&nats_url);
+    inventory.nats.subject_prefix = Some(prefix.clone());
+    jwt(&mut inventory.jwt);
+    inventory.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
+    inventory.reservations.ttl_secs = options.reservation_ttl_secs;
+    inventory.reservations.sweep_interval_secs = options.reservation_sweep_secs;
+    inventory.catalogue.seed_demo = false;
+    let inventory_db_name = inventory.mongo.database.clone().unwrap();
+    let inventory_app = inventory_service::Application::build(inventory)
+        .await
+        .unwrap();
+    let inventory_url = format!("http://{}", inventory_app.http_addr());
+    let inventory_grpc = format!("http://{}", inventory_app.grpc_addr());
+    tokio::spawn(inventory_app.run_until_stopped(stopper(&mut stops)));
+
+    let payment_db = fresh_pg_database().await.unwrap();
+    let mut payment = payment_service::Config::with_database(payment_db.url.clone());
+    "127.0.0.1".clone_into(&mut payment.http.host);
+    payment.http.port = Some(0);
+    "127.0.0.1".clone_into(&mut payment.grpc.host);
+    payment.grpc.port = Some(0);
+    payment.nats.url.clone_from(&nats_url);
+    payment.nats.subject_prefix = Some(prefix.clone());
+    jwt(&mut payment.jwt);
+    payment.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
+    payment.provider.slow_card_delay_ms = options.slow_card_delay_ms;
+    let payment_app = payment_service::Application::build(payment).await.unwrap();
+    let payments_url = format!("http://{}", payment_app.http_addr());
+    let payments_grpc = format!("http://{}", payment_app.grpc_addr());
+    tokio::spawn(payment_app.run_until_stopped(stopper(&mut stops)));
+
+    let order_db = fresh_pg_database().await.unwrap();
+    let mut order = order_service::Config::with_database(order_db.url.clone());
+    "127.0.0.1".clone_into(&mut order.http.host);
+    order.http.port = Some(0);
+    order.nats.url.clone_from(&nats_url);
+    order.nats.subject_prefix = Some(prefix.clone());
+    jwt(&mut order.jwt);
+    order.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
+    order.inventory.url = inventory_grpc;
+    order.payment.url = payments_grpc;
+    order.payment.timeout_ms = options.payment_timeout_ms;
+    order.saga.poll_interval_ms = 50;
+    order.saga.retry_base_ms = 50;
+    order.saga.lease_secs = options.lease_secs;
+    let order_app = order_service::Application::build(order.clone())
+        .await
+        .unwrap();
+    let orders_url = format!("http://{}", order_app.http_addr());
+    let worker = (!options.saga).then(|| order_app.saga_worker());
+    tokio::spawn(order_app.run(options.saga, stopper(&mut stops)));
+
+    let mongo = platform_testkit::mongo_client().await.unwrap();
+    let admin = signer
+        .sign(&Claims::new(
+            Uuid::now_v7(),
+            "admin@example.com",
+            vec![Role::Customer, Role::Admin],
+            "platform-user-service",
+            "platform-api",
+            Duration::from_secs(3600),
+        ))
+        .unwrap();
+    Shop {
+        orders_url,
+        inventory_url,
+        payments_url,
+        order_pool: order_db.pool.clone(),
+        payment_pool: payment_db.pool.clone(),
+        inventory_db: mongo.database(&inventory_db_name),
+        signer,
+        admin,
+        http: reqwest::Client::new(),
+        order_config: order,
+        worker,
+        stops,
+    }
+}
+
+/// A customer's access token.
+pub struct Customer {
+    pub token: String,
+}
+
+impl Shop {
+    pub fn customer(&self) -> Customer {
+        let id = Uuid::now_v7();
+        let token = self
+            .signer
+            .sign(&Claims::new(
+                id,
+                format!("{id}@example.com"),
+                vec![Role::Customer],
+                "platform-user-service",
+                "platform-api",
+                Duration::from_secs(3600),
+            ))
+            .unwrap();
+        Customer { token }
+    }
+
+    /// Creates a product with `stock` units at `price` EUR cents; returns its SKU.
+    pub async fn product(&self, price: i64, stock: i64) -> String {
+        let sku = unique_name("SKU").to_uppercase().replace('_', "-");
+        let sku = sku[..sku.len().min(40)].to_owned();
+        let response = self
+            .http
+            .post(format!("{}/api/v1/products", self.inventory_url))
+            .bearer_auth(&self.admin)
+            .json(&json!({
+                "sku": sku,
+                "name": format!("Product {sku}"),
+                "price": {"minor": price, "currency": "EUR"},
+                "category": "test",
+                "initial_stock": stock,
+                "low_stock_threshold": 0
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        sku
+    }
+
+    /// Adds a card for the customer; returns the payment method id.
+    pub async fn card(&self, customer: &Customer, number: &str) -> Uuid {
+        let response = self
+            .http
+            .post(format!("{}/api/v1/payment-methods", self.payments_url))
+            .bearer_auth(&customer.token)
+            .json(&json!({"card_number": number, "exp_month": 12, "exp_year": 2031, "cvc": "123"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        let body: Value = response.json().await.unwrap();
+        body["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub async fn place(&self, customer: &Customer, key: &str, body: &Value) -> Response {
+        self.http
+            .post(format!("{}/api/v1/orders", self.orders_url))
+            .bearer_auth(&customer.token)
+            .header("Idempotency-Key", key)
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Places an order (a fresh key) and returns its id.
+    pub async fn order(&self, customer: &Customer, items: &[(&str, i64)], method: Uuid) -> Uuid {
+        let response = self
+            .place(
+                customer,
+                &Uuid::now_v7().to_string(),
+                &order_body(items, method),
+            )
+            .await;
+        assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+        let body: Value = response.json().await.unwrap();
+        body["id"].as_str().unwrap().parse().unwrap()
+    }
+
+    pub async fn get_order(&self, customer: &Customer, id: Uuid) -> Response {
+        self.http
+            .get(format!("{}/api/v1/orders/{id}", self.orders_url))
+            .bearer_auth(&customer.token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the order is CONFIRMED or CANCELLED; returns it.
+    pub async fn finished(&self, customer: &Customer, id: Uuid) -> Value {
+        eventually(Duration::from_secs(30), "the order to finish", || async {
+            let order: Value = self.get_order(customer, id).await.json().await.ok()?;
+            matches!(order["status"].as_str(), Some("CONFIRMED" | "CANCELLED")).then_some(order)
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Steps the saga by hand until nothing is due.
+    pub async fn step_until_idle(&self) {
+        let worker = self
+            .worker
+            .as_ref()
+            .expect("a shop without its own saga worker");
+        while worker.run_once().await.unwrap() > 0 {}
+    }
+
+    /// `(available, reserved, sold)` of a product.
+    pub async fn stock(&self, sku: &str) -> (i64, i64, i64) {
+        let product: Document = self
+            .inventory_db
+            .collection::<Document>("products")
+            .find_one(doc! {"sku": sku})
+            .await
+            .unwrap()
+            .unwrap();
+        let stock = product.get_document("stock").unwrap();
+        let number = |name: &str| match stock.get(name) {
+            Some(bson::Bson::Int64(n)) => *n,
+            Some(bson::Bson::Int32(n)) => i64::from(*n),
+            other => panic!("stock.{name}: {other:?}"),
+        };
+        (number("available"), number("reserved"), number("sold"))
+    }
+
+    /// `(captured, refunded)` in minor units, summed over the payment service's payments.
+    pub async fn money(&self) -> (i64, i64) {
+        sqlx::query_as(
+            "SELECT COALESCE(sum(amount_minor) FILTER (WHERE status = 'captured'), 0)::bigint, \
+                    COALESCE(sum(refunded_minor), 0)::bigint FROM payments",
+        )
+        .fetch_one(&self.payment_pool)
+        .await
+        .unwrap()
+    }
+
+    /// Payments made for an order.
+    pub async fn payments_for(&self, order: Uuid) -> Vec<(String, i64, i64)> {
+        sqlx::query_as(
+            "SELECT status, amount_minor, refunded_minor FROM payments WHERE order_id = $1",
+        )
+        .bind(order)
+        .fetch_all(&self.payment_pool)
+        .await
+        .unwrap()
+    }
+
+    /// Charges the test provider captured (money that moved).
+    pub async fn provider_captures(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM test_provider_charges WHERE outcome = 'captured'")
+            .fetch_one(&self.payment_pool)
+            .await
+            .unwrap()
+    }
+
+    pub async fn status_of(&self, order: Uuid) -> String {
+        sqlx::query_scalar("SELECT status FROM orders WHERE id = $1")
+            .bind(order)
+            .fetch_one(&self.order_pool)
+            .await
+            .unwrap()
+    }
+}
+
+pub fn order_body(items: &[(&str, i64)], method: Uuid) -> Value {
+    json!({
+        "items": items.iter().map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity})).collect::<Vec<_>>(),
+        "payment_method_id": method,
+    })
+}
+
+/// Asserts a problem+json answer with this status, and returns its body.
+pub async fn problem(response: Response, status: u16) -> Value {
+    assert_eq!(response.status(), status);
+    assert_eq!(
+        response.headers()["content-type"],
+        "application/problem+json"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["status"], status);
+    body
+}
