@@ -20,6 +20,9 @@ use tokio::time::Instant;
 use crate::claims::{AuthenticatedUser, Claims};
 use crate::error::{AuthError, JwksError};
 
+/// How soon a verifier fetches the JWKS again after a fetch failed.
+const RETRY_AFTER_FAILED_FETCH: Duration = Duration::from_millis(250);
+
 /// Longer than any token we issue; longer input is refused before any parsing.
 const MAX_TOKEN_LEN: usize = 8 * 1024;
 
@@ -273,8 +276,18 @@ impl JwksVerifier {
             return Ok(key);
         }
         let min_interval = self.inner.config.min_refresh_interval;
+        // After a failed fetch (the user service was starting, or briefly away) try again
+        // sooner: the interval protects the user service from floods of bad kids, not from
+        // the one retry that gets a starting platform going.
+        let wait = |succeeded: bool| {
+            if succeeded {
+                min_interval
+            } else {
+                min_interval.min(RETRY_AFTER_FAILED_FETCH)
+            }
+        };
         let fetched_ok = match state.last {
-            Some((at, succeeded)) if at.elapsed() < min_interval => {
+            Some((at, succeeded)) if at.elapsed() < wait(succeeded) => {
                 tracing::debug!(
                     kid,
                     "unknown key id; the JWKS was fetched too recently to fetch it again"

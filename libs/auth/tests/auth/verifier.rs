@@ -189,6 +189,34 @@ async fn a_verifier_that_never_reached_the_jwks_server_reports_keys_unavailable(
 }
 
 #[tokio::test]
+async fn a_failed_fetch_is_retried_after_a_moment_not_after_the_full_interval() {
+    platform_telemetry::init_for_tests();
+    let signer = TokenSigner::generate("key-1");
+    // The issuer is still starting: its key set is empty, so the first fetch fails.
+    let jwks = JwksServer::start(jwk_set(&[])).await;
+    let verifier = jwks.verifier();
+    let token = signer.sign(&customer()).unwrap();
+    assert_eq!(
+        verifier.verify(&token).await,
+        Err(AuthError::KeysUnavailable)
+    );
+
+    jwks.serve(signer.jwk_set());
+    assert_eq!(
+        verifier.verify(&token).await,
+        Err(AuthError::KeysUnavailable),
+        "not refetched at once"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    assert!(
+        verifier.verify(&token).await.is_ok(),
+        "refetched after a moment, not ten seconds"
+    );
+    assert_eq!(jwks.hits(), 2);
+}
+
+#[tokio::test]
 async fn preloaded_keys_verify_without_any_fetch() {
     platform_telemetry::init_for_tests();
     let signer = TokenSigner::generate("key-1");
