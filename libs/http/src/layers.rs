@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tracing::Instrument as _;
+use tracing::Span;
 use tracing::field::Empty;
 
 use crate::problem::{ApiError, INTERNAL_ERROR_DETAIL, InternalErrorCause, Problem};
@@ -129,28 +130,7 @@ pub async fn trace_request(request: Request, next: Next) -> Response {
 
     let started = Instant::now();
     let mut response = next.run(request).instrument(span.clone()).await;
-    // Microsecond resolution is plenty, and keeps log lines short (0.626, not 0.62600899...).
-    let latency_ms = started.elapsed().as_micros() as f64 / 1000.0;
-    let status = response.status();
-    // Taken out so that the cause is logged once even if another stack wraps this one.
-    let cause = response.extensions_mut().remove::<InternalErrorCause>();
-
-    span.record("http.response.status_code", status.as_u16());
-    if status.is_server_error() {
-        span.record("otel.status_code", "ERROR");
-    }
-    span.in_scope(|| match cause {
-        Some(cause) => tracing::error!(
-            status = status.as_u16(),
-            latency_ms,
-            error = %cause,
-            "request failed"
-        ),
-        None if status.is_server_error() => {
-            tracing::error!(status = status.as_u16(), latency_ms, "request failed");
-        }
-        None => tracing::info!(status = status.as_u16(), latency_ms, "request served"),
-    });
+    record_response(&span, started, &mut response);
     response
 }
 
@@ -313,4 +293,32 @@ fn generic_detail(status: StatusCode, method: &Method, path: &str) -> Option<Str
         _ => return None,
     };
     Some(detail)
+}
+
+/// Ends a request's span: records the response status on it (a 5xx marks the span as an
+/// error) and logs the one line per response, info, or error for a 5xx with the cause of a 500
+/// if it has one (taken out of the response's extensions, so that it is logged once even if
+/// another stack wraps this one). `started` is when the request arrived.
+pub fn record_response<B>(span: &Span, started: Instant, response: &mut http::Response<B>) {
+    // Microsecond resolution is plenty, and keeps log lines short (0.626, not 0.62600899...).
+    let latency_ms = started.elapsed().as_micros() as f64 / 1000.0;
+    let status = response.status();
+    let cause = response.extensions_mut().remove::<InternalErrorCause>();
+
+    span.record("http.response.status_code", status.as_u16());
+    if status.is_server_error() {
+        span.record("otel.status_code", "ERROR");
+    }
+    span.in_scope(|| match cause {
+        Some(cause) => tracing::error!(
+            status = status.as_u16(),
+            latency_ms,
+            error = %cause,
+            "request failed"
+        ),
+        None if status.is_server_error() => {
+            tracing::error!(status = status.as_u16(), latency_ms, "request failed");
+        }
+        None => tracing::info!(status = status.as_u16(), latency_ms, "request served"),
+    });
 }

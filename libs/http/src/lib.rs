@@ -16,7 +16,7 @@ pub mod request_id;
 pub mod serve;
 
 pub use extract::{Json, Path, Query};
-pub use layers::{HttpConfig, with_standard_layers};
+pub use layers::{HttpConfig, record_response, with_standard_layers};
 pub use paging::{PageQuery, paginate};
 pub use problem::{ApiError, FieldError, InternalErrorCause, PROBLEM_JSON, Problem};
 pub use request_id::{RequestId, X_REQUEST_ID};
