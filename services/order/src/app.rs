@@ -60,8 +60,8 @@ impl Application {
             "ORDER_SERVICE__SERVICE_AUTH__SECRET",
         )?;
         let (inventory, payments) = downstream::connect(
-            &config.inventory,
-            &config.payment,
+            &config.inventory(),
+            &config.payment(),
             &credentials,
             BreakerConfig {
                 failure_threshold: config.saga.breaker_threshold,

@@ -28,10 +28,10 @@ pub struct Config {
     #[serde(default)]
     pub service_auth: ServiceAuthSettings,
     /// The inventory service.
-    #[serde(default = "default_inventory")]
+    #[serde(default)]
     pub inventory: DownstreamSettings,
     /// The payment service.
-    #[serde(default = "default_payment")]
+    #[serde(default)]
     pub payment: DownstreamSettings,
     /// How the checkout saga runs.
     #[serde(default)]
@@ -55,41 +55,51 @@ impl Config {
             nats: NatsSettings::default(),
             jwt: JwtSettings::default(),
             service_auth: ServiceAuthSettings::default(),
-            inventory: default_inventory(),
-            payment: default_payment(),
+            inventory: DownstreamSettings::default(),
+            payment: DownstreamSettings::default(),
             saga: SagaSettings::default(),
             orders: OrderLimits::default(),
         }
     }
 }
 
-/// A service this one calls over gRPC.
-#[derive(Clone, Debug, Deserialize)]
+/// A service this one calls over gRPC; unset keys take the defaults of that service.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
 pub struct DownstreamSettings {
     /// Its gRPC address (`URL`), e.g. `http://inventory:9084`.
-    pub url: String,
+    pub url: Option<String>,
     /// The deadline of each call, in milliseconds (`TIMEOUT_MS`).
-    pub timeout_ms: u64,
+    pub timeout_ms: Option<u64>,
+}
+
+/// A downstream's settings with the defaults filled in.
+#[derive(Clone, Debug)]
+pub struct Downstream {
+    /// gRPC address.
+    pub url: String,
+    /// Deadline of each call.
+    pub timeout: Duration,
 }
 
 impl DownstreamSettings {
-    /// The deadline of each call.
-    pub fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
+    fn resolve(&self, url: &str, timeout_ms: u64) -> Downstream {
+        Downstream {
+            url: self.url.clone().unwrap_or_else(|| url.to_owned()),
+            timeout: Duration::from_millis(self.timeout_ms.unwrap_or(timeout_ms)),
+        }
     }
 }
 
-fn default_inventory() -> DownstreamSettings {
-    DownstreamSettings {
-        url: "http://127.0.0.1:9084".to_owned(),
-        timeout_ms: 2000,
+impl Config {
+    /// The inventory service (default `http://127.0.0.1:9084`, 2 s).
+    pub fn inventory(&self) -> Downstream {
+        self.inventory.resolve("http://127.0.0.1:9084", 2000)
     }
-}
 
-fn default_payment() -> DownstreamSettings {
-    DownstreamSettings {
-        url: "http://127.0.0.1:9083".to_owned(),
-        timeout_ms: 3000,
+    /// The payment service (default `http://127.0.0.1:9083`, 3 s: the charge deadline).
+    pub fn payment(&self) -> Downstream {
+        self.payment.resolve("http://127.0.0.1:9083", 3000)
     }
 }
 
@@ -156,5 +166,31 @@ impl Default for OrderLimits {
             max_items: 50,
             max_quantity: 100,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(vars: &[(&str, &str)]) -> Config {
+        platform_config::load_from(
+            ENV_PREFIX,
+            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_downstream_set_in_part_keeps_the_other_defaults() {
+        let config = load(&[
+            ("ORDER_SERVICE__DATABASE__URL", "postgres://db/orders"),
+            ("ORDER_SERVICE__INVENTORY__URL", "http://inventory:9084"),
+            ("ORDER_SERVICE__PAYMENT__TIMEOUT_MS", "500"),
+        ]);
+        assert_eq!(config.inventory().url, "http://inventory:9084");
+        assert_eq!(config.inventory().timeout, Duration::from_secs(2));
+        assert_eq!(config.payment().url, "http://127.0.0.1:9083");
+        assert_eq!(config.payment().timeout, Duration::from_millis(500));
     }
 }

@@ -23,7 +23,7 @@ use tonic::{Code, Status};
 use tower::ServiceBuilder;
 use uuid::Uuid;
 
-use crate::config::DownstreamSettings;
+use crate::config::Downstream as Settings;
 
 /// Why a call did not produce an answer the saga can act on.
 #[derive(Debug, thiserror::Error)]
@@ -63,10 +63,10 @@ struct Downstream<C> {
     breaker: Arc<CircuitBreaker>,
 }
 
-fn channel(settings: &DownstreamSettings) -> anyhow::Result<GrpcClient<Channel>> {
+fn channel(settings: &Settings) -> anyhow::Result<GrpcClient<Channel>> {
     let channel = Channel::from_shared(settings.url.clone())
         .map_err(|error| anyhow::anyhow!("`{}` is not a valid URL: {error}", settings.url))?
-        .connect_timeout(settings.timeout())
+        .connect_timeout(settings.timeout)
         .connect_lazy();
     Ok(ServiceBuilder::new()
         .layer(GrpcClientLayer)
@@ -131,8 +131,8 @@ pub struct Payments(Arc<Downstream<PaymentServiceClient<Stack>>>);
 
 /// Both downstreams, with breakers configured by `breaker`.
 pub fn connect(
-    inventory: &DownstreamSettings,
-    payment: &DownstreamSettings,
+    inventory: &Settings,
+    payment: &Settings,
     credentials: &ServiceCredentials,
     breaker: BreakerConfig,
 ) -> anyhow::Result<(Inventory, Payments)> {
@@ -141,7 +141,7 @@ pub fn connect(
             channel(inventory)?,
             ServiceTokenInterceptor::new(credentials.clone(), "inventory-service"),
         ),
-        timeout: inventory.timeout(),
+        timeout: inventory.timeout,
         breaker: Arc::new(CircuitBreaker::new("inventory-service", breaker)),
     }));
     let payments = Payments(Arc::new(Downstream {
@@ -149,7 +149,7 @@ pub fn connect(
             channel(payment)?,
             ServiceTokenInterceptor::new(credentials.clone(), "payment-service"),
         ),
-        timeout: payment.timeout(),
+        timeout: payment.timeout,
         breaker: Arc::new(CircuitBreaker::new("payment-service", breaker)),
     }));
     Ok((inventory, payments))

@@ -81,7 +81,7 @@ pub enum AccountError {
     #[error("an account with this email already exists")]
     EmailTaken,
     /// Some fields are invalid.
-    #[error("invalid input")]
+    #[error("invalid input: {}", describe(.0))]
     Invalid(Vec<FieldError>),
     /// Login failed; deliberately silent on whether the account exists.
     #[error("the email or password is incorrect")]
@@ -101,6 +101,15 @@ pub enum AccountError {
     /// A failure that is not the caller's doing.
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+/// `field message; field message`.
+fn describe(fields: &[FieldError]) -> String {
+    fields
+        .iter()
+        .map(|field| format!("`{}` {}", field.field, field.message))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl From<sqlx::Error> for AccountError {

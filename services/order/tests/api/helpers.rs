@@ -158,9 +158,9 @@ pub async fn shop_with(options: Options) -> Shop {
     order.nats.subject_prefix = Some(prefix.clone());
     jwt(&mut order.jwt);
     order.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
-    order.inventory.url = inventory_grpc;
-    order.payment.url = payments_grpc;
-    order.payment.timeout_ms = options.payment_timeout_ms;
+    order.inventory.url = Some(inventory_grpc);
+    order.payment.url = Some(payments_grpc);
+    order.payment.timeout_ms = Some(options.payment_timeout_ms);
     order.saga.poll_interval_ms = 50;
     order.saga.retry_base_ms = 50;
     order.saga.lease_secs = options.lease_secs;
