@@ -7,7 +7,7 @@ SHELL := /bin/bash
 
 INFRA := scripts/infra.sh
 
-.PHONY: help infra-up infra-down infra-status infra-reset test lint fmt build
+.PHONY: help infra-up infra-down infra-status infra-reset bench-gateway test lint fmt build
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -23,6 +23,11 @@ infra-status: ## Show whether each local server answers.
 
 infra-reset: ## Stop the local infrastructure and delete its data.
 	$(INFRA) reset
+
+bench-gateway: infra-up ## Requests/s and latency: upstream direct vs nginx vs the gateway with JWT + rate limiting (installs nginx if missing).
+	eval "$$($(INFRA) env)"
+	cargo build --release -p gateway -p bench
+	target/release/bench gateway $(BENCH_GATEWAY_ARGS)
 
 test: infra-up ## Start the local infrastructure and run every test in the workspace.
 	eval "$$($(INFRA) env)"

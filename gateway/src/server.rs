@@ -1,0 +1,240 @@
+//! The gateway's HTTP server: HTTP/1.1 keep-alive connections served by hyper directly, so
+//! that a proxied request goes through one hand-written service rather than a stack of boxed
+//! middleware (the gateway's overhead is its whole point of measurement). The gateway's own
+//! endpoints (`/health/*`, `/metrics`, `/openapi.json`, `/docs`) are an ordinary axum router
+//! behind it.
+//!
+//! Every response, whatever produced it, carries the request's `x-request-id` (the client's
+//! when sane, else a new UUIDv7, also sent upstream) and the security headers; CORS (when
+//! configured) is tower-http's layer around both.
+//!
+//! Clients speak HTTP/1.1 to the gateway (TLS and HTTP/2 end at the load balancer in front);
+//! upstreams are spoken to over pooled HTTP/1.1 keep-alive connections.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderValue, Request, Response, header};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use platform_http::{RequestId, X_REQUEST_ID};
+use tokio::net::TcpListener;
+use tower::{Layer as _, ServiceExt as _};
+use tower_http::cors::CorsLayer;
+
+use crate::body::EdgeBody;
+use crate::pipeline::Pipeline;
+use crate::proxy::Peer;
+
+/// The API's Content-Security-Policy: it serves JSON, which needs no script, style or frame.
+/// `/docs` sets its own, which is kept.
+pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// Everything a connection needs.
+pub struct Edge {
+    /// The API.
+    pub pipeline: Arc<Pipeline>,
+    /// The gateway's own endpoints.
+    pub own: Router,
+    /// CORS, when origins are configured.
+    pub cors: Option<CorsLayer>,
+    /// `Strict-Transport-Security`, when configured.
+    pub hsts: Option<HeaderValue>,
+}
+
+impl std::fmt::Debug for Edge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Edge").finish_non_exhaustive()
+    }
+}
+
+/// Whether a path is one of the gateway's own endpoints (never forwarded).
+fn is_own(path: &str) -> bool {
+    path == "/metrics"
+        || path == crate::openapi::OPENAPI_PATH
+        || path == crate::openapi::DOCS_PATH
+        || path.starts_with("/docs/")
+        || path.starts_with("/health/")
+}
+
+/// Serves `edge` on `listener` until `shutdown` resolves; then stops accepting, and waits up
+/// to `drain_timeout` for in-flight requests (idle keep-alive connections are closed at once).
+pub async fn serve(
+    listener: TcpListener,
+    edge: Arc<Edge>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    drain_timeout: Duration,
+) {
+    let graceful = GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30));
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, addr) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, usually: back off instead of spinning.
+                    tracing::warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = EdgeService {
+            edge: edge.clone(),
+            peer: Arc::new(Peer::new(addr)),
+        };
+        let connection =
+            http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!(
+        ?drain_timeout,
+        "stopped accepting connections; draining in-flight requests"
+    );
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all in-flight requests completed"),
+        () = tokio::time::sleep(drain_timeout) => tracing::warn!(
+            ?drain_timeout,
+            "gave up waiting for in-flight requests after the drain deadline"
+        ),
+    }
+}
+
+/// The service of one connection.
+#[derive(Clone)]
+struct EdgeService {
+    edge: Arc<Edge>,
+    peer: Arc<Peer>,
+}
+
+type EdgeFuture = Pin<Box<dyn Future<Output = Result<Response<EdgeBody>, Infallible>> + Send>>;
+
+impl tower::Service<Request<Incoming>> for EdgeService {
+    type Response = Response<EdgeBody>;
+    type Error = Infallible;
+    type Future = EdgeFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, mut request: Request<Incoming>) -> EdgeFuture {
+        let edge = self.edge.clone();
+        let peer = self.peer.clone();
+        Box::pin(async move {
+            // The client's id when it is sane, else a new one (a UUIDv7, as
+            // `platform_http::RequestId::generate` makes them); the upstream gets it too.
+            let sent = request
+                .headers()
+                .get(X_REQUEST_ID)
+                .filter(|value| RequestId::parse(value.as_bytes()).is_some())
+                .cloned();
+            let id_header = match sent {
+                Some(header) => header,
+                None => {
+                    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
+                    let id = uuid::Uuid::now_v7().hyphenated();
+                    let header = HeaderValue::from_str(id.encode_lower(&mut text))
+                        .expect("a UUID is a valid header value");
+                    request.headers_mut().insert(X_REQUEST_ID, header.clone());
+                    header
+                }
+            };
+            let mut response = match &edge.cors {
+                Some(cors) => {
+                    let dispatch = Dispatch {
+                        edge: edge.clone(),
+                        peer,
+                        id: id_header.clone(),
+                    };
+                    cors.layer(dispatch)
+                        .oneshot(request)
+                        .await
+                        .unwrap_or_else(|never| match never {})
+                }
+                None => dispatch(&edge, &peer, &id_header, request).await,
+            };
+            let headers = response.headers_mut();
+            headers.insert(X_REQUEST_ID, id_header);
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+            headers.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            );
+            headers
+                .entry(header::CONTENT_SECURITY_POLICY)
+                .or_insert_with(|| HeaderValue::from_static(API_CSP));
+            if let Some(hsts) = &edge.hsts {
+                headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// Own endpoints to the router, everything else to the pipeline.
+async fn dispatch(
+    edge: &Edge,
+    peer: &Peer,
+    id: &HeaderValue,
+    mut request: Request<Incoming>,
+) -> Response<EdgeBody> {
+    if is_own(request.uri().path()) {
+        if let Some(id) = RequestId::parse(id.as_bytes()) {
+            request.extensions_mut().insert(id);
+        }
+        let request = request.map(axum::body::Body::new);
+        return match edge.own.clone().oneshot(request).await {
+            Ok(response) => response.map(EdgeBody::Local),
+            Err(never) => match never {},
+        };
+    }
+    // Graphic ASCII by construction (parsed or generated).
+    let id = id.to_str().unwrap_or_default();
+    edge.pipeline.handle(request, peer, id).await
+}
+
+/// [`dispatch`] as a tower service, for the CORS layer to wrap.
+#[derive(Clone)]
+struct Dispatch {
+    edge: Arc<Edge>,
+    peer: Arc<Peer>,
+    id: HeaderValue,
+}
+
+impl tower::Service<Request<Incoming>> for Dispatch {
+    type Response = Response<EdgeBody>;
+    type Error = Infallible;
+    type Future = EdgeFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Incoming>) -> EdgeFuture {
+        let Self { edge, peer, id } = self.clone();
+        Box::pin(async move { Ok(dispatch(&edge, &peer, &id, request).await) })
+    }
+}
