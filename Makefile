@@ -7,7 +7,7 @@ SHELL := /bin/bash
 
 INFRA := scripts/infra.sh
 
-.PHONY: help infra-up infra-down infra-status infra-reset bench-gateway test lint fmt build
+.PHONY: help infra-up infra-down infra-status infra-reset run bench bench-gateway test lint fmt build
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -23,6 +23,14 @@ infra-status: ## Show whether each local server answers.
 
 infra-reset: ## Stop the local infrastructure and delete its data.
 	$(INFRA) reset
+
+run: infra-up ## Run the whole platform (gateway on :8080) against the local infrastructure, until Ctrl-C.
+	eval "$$($(INFRA) env)"
+	cargo run -p e2e --bin platform -- run
+
+bench: infra-up ## Checkout load through the gateway: orders/s, latency to CONFIRMED, memory (BENCH_ARGS="--concurrency 8 --duration 20").
+	eval "$$($(INFRA) env)"
+	cargo run --release -p e2e --bin platform -- bench $(BENCH_ARGS)
 
 bench-gateway: infra-up ## Requests/s and latency: upstream direct vs nginx vs the gateway with JWT + rate limiting (installs nginx if missing).
 	eval "$$($(INFRA) env)"
