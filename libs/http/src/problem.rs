@@ -62,6 +62,13 @@ impl FieldError {
     }
 }
 
+/// A (field, message) pair, as validation outside this crate reports it.
+impl From<(String, String)> for FieldError {
+    fn from((field, message): (String, String)) -> Self {
+        Self::new(field, message)
+    }
+}
+
 impl Problem {
     /// A problem with the given status, its reason phrase as title, and a detail.
     pub fn new(status: StatusCode, detail: impl Into<String>) -> Self {

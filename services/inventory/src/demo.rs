@@ -2,7 +2,7 @@
 //! there is no product at all, unless `INVENTORY_SERVICE__CATALOGUE__SEED_DEMO=false`.
 
 use crate::catalogue::NewProduct;
-use crate::domain::{Category, Description, Money, ProductName, Sku};
+use crate::domain::{Category, Description, ProductName, Sku, parse_price};
 
 /// (SKU, name, description, price in euro cents, category, stock, low-stock threshold)
 type DemoProduct = (
@@ -244,7 +244,7 @@ pub fn catalogue() -> Vec<NewProduct> {
                 sku: Sku::parse(sku, "sku").expect("demo SKUs are valid"),
                 name: ProductName::parse(name).expect("demo names are valid"),
                 description: Description::parse(description).expect("demo descriptions are valid"),
-                price: Money::parse(price, "EUR").expect("demo prices are valid"),
+                price: parse_price(price, "EUR").expect("demo prices are valid"),
                 category: Category::parse(category, "category").expect("demo categories are valid"),
                 initial_stock: stock,
                 low_stock_threshold: threshold,

@@ -127,53 +127,12 @@ impl Category {
     }
 }
 
-/// Currencies the platform sells in (ISO 4217).
-pub const CURRENCIES: &[&str] = &[
-    "EUR", "USD", "GBP", "CHF", "SEK", "NOK", "DKK", "PLN", "CZK", "CAD", "AUD", "JPY",
-];
+pub use platform_events::contracts::Money;
 
-/// The highest price, in minor units (ten million units of the currency).
-pub const MAX_PRICE_MINOR: i64 = 1_000_000_000;
-
-/// A price: positive integer minor units of a supported currency.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Money {
-    /// Minor units (cents).
-    pub minor: i64,
-    /// ISO 4217 code.
-    pub currency: String,
-}
-
-impl Money {
-    /// Parses a price; errors name `price.minor` and `price.currency`.
-    pub fn parse(minor: i64, currency: &str) -> Result<Self, Vec<FieldError>> {
-        let mut errors = Vec::new();
-        if minor <= 0 {
-            errors.push(FieldError::new(
-                "price.minor",
-                "must be a positive number of minor units",
-            ));
-        } else if minor > MAX_PRICE_MINOR {
-            errors.push(FieldError::new(
-                "price.minor",
-                format!("must be at most {MAX_PRICE_MINOR} minor units"),
-            ));
-        }
-        if !CURRENCIES.contains(&currency) {
-            errors.push(FieldError::new(
-                "price.currency",
-                format!("must be one of {}", CURRENCIES.join(", ")),
-            ));
-        }
-        if errors.is_empty() {
-            Ok(Self {
-                minor,
-                currency: currency.to_owned(),
-            })
-        } else {
-            Err(errors)
-        }
-    }
+/// A product's price, checked; errors name `price.minor` and `price.currency`.
+pub fn parse_price(minor: i64, currency: &str) -> Result<Money, Vec<FieldError>> {
+    Money::parse("price", minor, currency)
+        .map_err(|errors| errors.into_iter().map(FieldError::from).collect())
 }
 
 /// The most units one request may move (a reservation line, a restock, an initial stock).
@@ -327,18 +286,14 @@ mod tests {
     }
 
     #[test]
-    fn prices_are_positive_bounded_and_in_a_known_currency() {
-        assert!(Money::parse(1999, "EUR").is_ok());
-        assert_eq!(Money::parse(0, "EUR").unwrap_err()[0].field, "price.minor");
+    fn prices_are_checked_with_errors_naming_the_price() {
+        assert_eq!(parse_price(1999, "EUR"), Ok(Money::new(1999, "EUR")));
+        assert_eq!(parse_price(0, "EUR").unwrap_err()[0].field, "price.minor");
         assert_eq!(
-            Money::parse(MAX_PRICE_MINOR + 1, "EUR").unwrap_err()[0].field,
-            "price.minor"
-        );
-        assert_eq!(
-            Money::parse(100, "eur").unwrap_err()[0].field,
+            parse_price(100, "eur").unwrap_err()[0].field,
             "price.currency"
         );
-        assert_eq!(Money::parse(-1, "XXX").unwrap_err().len(), 2);
+        assert_eq!(parse_price(-1, "XXX").unwrap_err().len(), 2);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::catalogue::{
     Catalogue, DEFAULT_LOW_STOCK_THRESHOLD, ListRequest, MoneyView, NewProduct, ProductChanges,
     ProductKey, ProductPage, ProductView, StockView,
 };
-use crate::domain::{Category, Description, Money, ProductName, Quantity, Sku, parse_count};
+use crate::domain::{Category, Description, ProductName, Quantity, Sku, parse_count, parse_price};
 
 /// What the handlers share.
 #[derive(Clone, FromRef)]
@@ -147,7 +147,7 @@ impl CreateProductRequest {
         let description = Description::parse(self.description.as_deref().unwrap_or_default())
             .map_err(|e| errors.push(e))
             .ok();
-        let price = Money::parse(self.price.minor, &self.price.currency)
+        let price = parse_price(self.price.minor, &self.price.currency)
             .map_err(|e| errors.extend(e))
             .ok();
         let category = Category::parse(&self.category, "category")
@@ -233,7 +233,7 @@ impl UpdateProductRequest {
                 .ok();
         }
         if let Some(price) = &self.price {
-            changes.price = Money::parse(price.minor, &price.currency)
+            changes.price = parse_price(price.minor, &price.currency)
                 .map_err(|e| errors.extend(e))
                 .ok();
         }

@@ -9,7 +9,7 @@ use platform_proto::payment::v1::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::domain::Money;
+use crate::domain::{Money, parse_amount};
 use crate::payments::{PaymentError, Payments};
 
 /// `platform.payment.v1.PaymentService`, served behind the service-credential interceptor.
@@ -54,7 +54,7 @@ fn uuid(field: &str, raw: &str) -> Result<Uuid, Status> {
 
 fn money(amount: Option<proto::Money>) -> Result<Money, Status> {
     let amount = amount.ok_or_else(|| Status::invalid_argument("amount is required"))?;
-    Money::parse(amount.minor, &amount.currency)
+    parse_amount(amount.minor, &amount.currency)
         .map_err(|errors| PaymentError::Invalid(errors).into())
 }
 

@@ -459,7 +459,7 @@ impl Payments {
                 payment_id: payment.id,
                 order_id,
                 user_id: payment.user_id,
-                amount: contracts::Money::new(amount.minor, &amount.currency),
+                amount: amount.clone(),
                 refunded_total: contracts::Money::new(updated.refunded_minor, &updated.currency),
             },
         );
