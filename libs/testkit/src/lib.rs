@@ -121,3 +121,22 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Every message stored in the JetStream stream `name`, in sequence order; none while the
+/// stream does not exist.
+pub async fn stream_messages(
+    jetstream: &async_nats::jetstream::Context,
+    name: &str,
+) -> anyhow::Result<Vec<async_nats::jetstream::message::StreamMessage>> {
+    let Ok(mut stream) = jetstream.get_stream(name).await else {
+        return Ok(Vec::new());
+    };
+    let state = stream.info().await?.state.clone();
+    let mut messages = Vec::new();
+    if state.messages > 0 {
+        for sequence in state.first_sequence..=state.last_sequence {
+            messages.push(stream.get_raw_message(sequence).await?);
+        }
+    }
+    Ok(messages)
+}

@@ -35,16 +35,10 @@ impl Bus {
 
     /// Every message stored in a stream, in sequence order.
     pub async fn stored(&self, stream: &str) -> Vec<StreamMessage> {
-        let mut stream = self.js.get_stream(stream).await.unwrap();
-        let state = stream.info().await.unwrap().state.clone();
-        let mut messages = Vec::new();
-        if state.messages == 0 {
-            return messages;
-        }
-        for sequence in state.first_sequence..=state.last_sequence {
-            messages.push(stream.get_raw_message(sequence).await.unwrap());
-        }
-        messages
+        self.js.get_stream(stream).await.expect("the stream exists");
+        platform_testkit::stream_messages(&self.js, stream)
+            .await
+            .unwrap()
     }
 
     pub fn payments_stream(&self) -> String {

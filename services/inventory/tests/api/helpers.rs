@@ -18,7 +18,9 @@ use platform_proto::inventory::v1::{
     CommitRequest, CommitResponse, ReleaseRequest, ReleaseResponse, ReservationItem,
     ReserveRequest, ReserveResponse,
 };
-use platform_testkit::{Server, TcpProxy, eventually, fresh_mongo_database, unique_name, url};
+use platform_testkit::{
+    Server, TcpProxy, eventually, fresh_mongo_database, stream_messages, unique_name, url,
+};
 use reqwest::Response;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -314,19 +316,15 @@ impl TestApp {
     /// Inventory events stored so far, in order, as (event type, envelope).
     pub async fn events(&self) -> Vec<(String, RawEnvelope)> {
         let name = self.namespace.domain_stream("inventory");
-        let Ok(mut stream) = self.jetstream.get_stream(&name).await else {
-            return Vec::new();
-        };
-        let state = stream.info().await.unwrap().state.clone();
-        let mut events = Vec::new();
-        if state.messages > 0 {
-            for sequence in state.first_sequence..=state.last_sequence {
-                let message = stream.get_raw_message(sequence).await.unwrap();
+        stream_messages(&self.jetstream, &name)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|message| {
                 let envelope = RawEnvelope::from_slice(&message.payload).unwrap();
-                events.push((envelope.event_type.clone(), envelope));
-            }
-        }
-        events
+                (envelope.event_type.clone(), envelope)
+            })
+            .collect()
     }
 
     /// Waits until `count` inventory events are stored, then checks no more arrive.

@@ -9,7 +9,9 @@ use platform_auth::TokenSigner;
 use platform_config::Secret;
 use platform_events::{Envelope, Event, Namespace};
 use platform_testkit::mail::{CapturedMail, wait_for_mail};
-use platform_testkit::{Server, TestDatabase, fresh_pg_database, unique_name, url};
+use platform_testkit::{
+    Server, TestDatabase, fresh_pg_database, stream_messages, unique_name, url,
+};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -194,21 +196,9 @@ impl TestPlatform {
 
     /// Dead letters stored so far (subject, payload, headers).
     pub async fn dead_letters(&self) -> Vec<async_nats::jetstream::message::StreamMessage> {
-        let Ok(mut stream) = self
-            .jetstream
-            .get_stream(self.namespace.dead_letter_stream())
+        stream_messages(&self.jetstream, &self.namespace.dead_letter_stream())
             .await
-        else {
-            return Vec::new();
-        };
-        let state = stream.info().await.unwrap().state.clone();
-        let mut letters = Vec::new();
-        if state.messages > 0 {
-            for sequence in state.first_sequence..=state.last_sequence {
-                letters.push(stream.get_raw_message(sequence).await.unwrap());
-            }
-        }
-        letters
+            .unwrap()
     }
 
     /// Delivery attempts of the notifications to `recipient`, oldest first.

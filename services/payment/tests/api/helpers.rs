@@ -15,7 +15,7 @@ use platform_proto::payment::v1::payment_service_client::PaymentServiceClient;
 use platform_proto::payment::v1::{
     ChargeRequest, ChargeResponse, Money, RefundRequest, RefundResponse,
 };
-use platform_testkit::{Server, eventually, fresh_pg_database, unique_name, url};
+use platform_testkit::{Server, eventually, fresh_pg_database, stream_messages, unique_name, url};
 use reqwest::Response;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -226,19 +226,15 @@ impl TestApp {
     /// Payment events stored so far, in order, as (event type, envelope).
     pub async fn payment_events(&self) -> Vec<(String, RawEnvelope)> {
         let name = self.namespace.domain_stream("payments");
-        let Ok(mut stream) = self.jetstream.get_stream(&name).await else {
-            return Vec::new();
-        };
-        let state = stream.info().await.unwrap().state.clone();
-        let mut events = Vec::new();
-        if state.messages > 0 {
-            for sequence in state.first_sequence..=state.last_sequence {
-                let message = stream.get_raw_message(sequence).await.unwrap();
+        stream_messages(&self.jetstream, &name)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|message| {
                 let envelope = RawEnvelope::from_slice(&message.payload).unwrap();
-                events.push((envelope.event_type.clone(), envelope));
-            }
-        }
-        events
+                (envelope.event_type.clone(), envelope)
+            })
+            .collect()
     }
 
     /// Waits until `count` payment events are stored, then checks no more arrive.

@@ -7,7 +7,7 @@ use async_nats::jetstream::message::StreamMessage;
 use platform_auth::{JwksVerifier, JwksVerifierConfig, TokenSigner};
 use platform_config::Secret;
 use platform_events::Namespace;
-use platform_testkit::{Server, eventually, fresh_pg_database, unique_name, url};
+use platform_testkit::{Server, eventually, fresh_pg_database, stream_messages, unique_name, url};
 use reqwest::Response;
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -179,19 +179,12 @@ impl TestApp {
     /// relay has provisioned it).
     pub async fn user_events(&self) -> Vec<StreamMessage> {
         let name = self.namespace.domain_stream("users");
-        let mut stream = eventually(Duration::from_secs(10), "the USERS stream", || async {
+        eventually(Duration::from_secs(10), "the USERS stream", || async {
             self.jetstream.get_stream(&name).await.ok()
         })
         .await
         .unwrap();
-        let state = stream.info().await.unwrap().state.clone();
-        let mut messages = Vec::new();
-        if state.messages > 0 {
-            for sequence in state.first_sequence..=state.last_sequence {
-                messages.push(stream.get_raw_message(sequence).await.unwrap());
-            }
-        }
-        messages
+        stream_messages(&self.jetstream, &name).await.unwrap()
     }
 }
 
