@@ -94,7 +94,7 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// DESIGN.md's ports: 8080 for the gateway, 808x and 908x for the services.
+    /// docs/design.md's ports: 8080 for the gateway, 808x and 908x for the services.
     pub fn standard() -> Self {
         Self {
             gateway: 8080,

@@ -39,7 +39,7 @@ use serde::Deserialize;
 /// The prefix of every variable, e.g. `GATEWAY__UPSTREAMS__USER`.
 pub const ENV_PREFIX: &str = "GATEWAY";
 
-/// The upstreams every deployment has, with their default addresses (DESIGN.md's ports).
+/// The upstreams every deployment has, with their default addresses (docs/design.md's ports).
 pub const DEFAULT_UPSTREAMS: [(&str, &str); 5] = [
     ("user", "http://127.0.0.1:8081"),
     ("order", "http://127.0.0.1:8082"),

@@ -1,5 +1,5 @@
 //! A service killed (SIGKILL) in the middle of a burst of orders and restarted: once the
-//! platform is quiet, the invariants of DESIGN.md hold in the services' own stores.
+//! platform is quiet, the invariants of docs/design.md hold in the services' own stores.
 
 use std::collections::HashMap;
 use std::sync::Arc;
