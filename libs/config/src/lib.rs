@@ -15,8 +15,8 @@ use std::fmt;
 mod sections;
 
 pub use sections::{
-    DatabaseSettings, GrpcSettings, HttpSettings, JwtSettings, MongoSettings, NatsSettings,
-    RedisSettings, ServiceAuthSettings,
+    CommonSettings, DatabaseSettings, DownstreamSettings, GrpcSettings, HttpSettings, JwtSettings, MongoSettings,
+    NatsSettings, RedisSettings, ServiceAuthSettings, TelemetrySettings,
 };
 
 use serde::de::DeserializeOwned;
@@ -52,6 +52,47 @@ pub fn load_from<T: DeserializeOwned>(
         .build()
         .and_then(config::Config::try_deserialize)
         .map_err(|error| ConfigError(explain(prefix, &error)))
+}
+
+/// A service's whole configuration: the [`CommonSettings`] every service has, and its own
+/// sections `S` (its store, its downstreams, its policies), both read from the same variables:
+/// `ORDER_SERVICE__HTTP__PORT` is `common.http.port`, `ORDER_SERVICE__SAGA__LEASE_SECS` is
+/// `own.saga.lease_secs`.
+#[derive(Clone, Debug)]
+pub struct Settings<S> {
+    /// The sections every service has.
+    pub common: CommonSettings,
+    /// The service's own sections.
+    pub own: S,
+}
+
+impl<S> Settings<S> {
+    /// The service's own sections with every common one at its default.
+    pub fn new(own: S) -> Self {
+        Self {
+            common: CommonSettings::default(),
+            own,
+        }
+    }
+}
+
+impl<S: DeserializeOwned> Settings<S> {
+    /// Reads both parts from the process environment, variables `{prefix}__...`.
+    pub fn load(prefix: &str) -> Result<Self, ConfigError> {
+        Self::load_from(prefix, std::env::vars())
+    }
+
+    /// Reads both parts from the given variables (for tests).
+    pub fn load_from(
+        prefix: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        Ok(Self {
+            common: load_from(prefix, vars.iter().cloned())?,
+            own: load_from(prefix, vars)?,
+        })
+    }
 }
 
 /// Turns the `config` crate's key paths (`http.port`) back into variable names.
@@ -228,6 +269,33 @@ mod tests {
             error,
             "configuration: USER_SERVICE__DATABASE__* settings are required, but none is set"
         );
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Own {
+        database: Database,
+    }
+
+    #[test]
+    fn common_and_own_sections_come_from_the_same_variables() {
+        let settings = crate::Settings::<Own>::load_from(
+            "ORDER_SERVICE",
+            vars(&[
+                ("ORDER_SERVICE__DATABASE__URL", "postgres://db/orders"),
+                ("ORDER_SERVICE__HTTP__PORT", "9000"),
+                ("ORDER_SERVICE__NATS__SUBJECT_PREFIX", "t1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(settings.own.database.url.expose(), "postgres://db/orders");
+        assert_eq!(settings.common.http.port, Some(9000));
+        assert_eq!(settings.common.nats.subject_prefix.as_deref(), Some("t1"));
+        assert_eq!(settings.common.grpc.port, None);
+
+        let error = crate::Settings::<Own>::load_from("ORDER_SERVICE", Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("ORDER_SERVICE__DATABASE__*"), "{error}");
     }
 
     #[test]

@@ -184,3 +184,52 @@ impl Default for RedisSettings {
         }
     }
 }
+
+/// Logs and traces (`{PREFIX}__TELEMETRY__...`); each unset key falls back to the standard
+/// variable (`RUST_LOG`, `LOG_FORMAT`, `OTEL_EXPORTER_OTLP_ENDPOINT`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct TelemetrySettings {
+    /// `tracing` filter directives (`FILTER`), e.g. `info,sqlx=warn`.
+    pub filter: Option<String>,
+    /// `json` or `pretty` (`LOG_FORMAT`).
+    pub log_format: Option<String>,
+    /// OTLP/gRPC collector endpoint (`OTLP_ENDPOINT`).
+    pub otlp_endpoint: Option<String>,
+}
+
+/// The sections every service has, whatever it does: its listeners, the event bus, how it
+/// verifies users' tokens, its service credential, and its telemetry. A service's own sections
+/// sit beside them in [`crate::Settings`].
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct CommonSettings {
+    /// The HTTP API (`HTTP__...`).
+    pub http: HttpSettings,
+    /// The internal gRPC API, for services that have one (`GRPC__...`).
+    pub grpc: GrpcSettings,
+    /// The event bus (`NATS__...`).
+    pub nats: NatsSettings,
+    /// Verifying users' access tokens (`JWT__...`).
+    pub jwt: JwtSettings,
+    /// The credential presented and checked on internal gRPC calls (`SERVICE_AUTH__...`).
+    pub service_auth: ServiceAuthSettings,
+    /// Logs and traces (`TELEMETRY__...`).
+    pub telemetry: TelemetrySettings,
+}
+
+/// A service this one calls over gRPC (`{PREFIX}__{CALLEE}__...`); unset keys take the
+/// caller's defaults for that callee (its address from the service registry).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct DownstreamSettings {
+    /// Its gRPC address (`URL`), e.g. `http://inventory:9084`.
+    pub url: Option<String>,
+    /// The deadline of each call, in milliseconds (`TIMEOUT_MS`).
+    pub timeout_ms: Option<u64>,
+    /// Consecutive failures that open the circuit breaker (`BREAKER_THRESHOLD`, default 5).
+    pub breaker_threshold: Option<u32>,
+    /// How long an open breaker refuses calls, in milliseconds (`BREAKER_COOL_DOWN_MS`,
+    /// default 5000).
+    pub breaker_cool_down_ms: Option<u64>,
+}

@@ -1,55 +1,29 @@
-//! The service's configuration: defaults here, overridden by `PAYMENT_SERVICE__...` variables.
+//! The service's own settings, beside the kit's common ones (HTTP, gRPC, NATS, JWT, service
+//! credential, telemetry): defaults here, overridden by `PAYMENT_SERVICE__...` variables.
 
 use std::time::Duration;
 
-use platform_config::{
-    DatabaseSettings, GrpcSettings, HttpSettings, JwtSettings, NatsSettings, ServiceAuthSettings,
-};
+use platform_config::DatabaseSettings;
 use serde::Deserialize;
 
-/// The prefix of every variable, e.g. `PAYMENT_SERVICE__DATABASE__URL`.
-pub const ENV_PREFIX: &str = "PAYMENT_SERVICE";
+/// The kit's common settings and the service's own.
+pub type Settings = platform_kit::Settings<Config>;
 
-/// Everything the service reads at start-up.
+/// What only the payment service reads at start-up.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Config {
-    /// The HTTP API.
-    #[serde(default)]
-    pub http: HttpSettings,
-    /// The internal gRPC API.
-    #[serde(default)]
-    pub grpc: GrpcSettings,
     /// The service's own PostgreSQL database (required).
     pub database: DatabaseSettings,
-    /// The event bus.
-    #[serde(default)]
-    pub nats: NatsSettings,
-    /// Verifying users' access tokens.
-    #[serde(default)]
-    pub jwt: JwtSettings,
-    /// The credential other services present on internal gRPC calls.
-    #[serde(default)]
-    pub service_auth: ServiceAuthSettings,
     /// The payment provider.
     #[serde(default)]
     pub provider: ProviderSettings,
 }
 
 impl Config {
-    /// Reads the configuration from the environment.
-    pub fn from_env() -> Result<Self, platform_config::ConfigError> {
-        platform_config::load(ENV_PREFIX)
-    }
-
     /// Defaults for everything but the database.
     pub fn with_database(url: impl Into<String>) -> Self {
         Self {
-            http: HttpSettings::default(),
-            grpc: GrpcSettings::default(),
             database: DatabaseSettings::new(url),
-            nats: NatsSettings::default(),
-            jwt: JwtSettings::default(),
-            service_auth: ServiceAuthSettings::default(),
             provider: ProviderSettings::default(),
         }
     }

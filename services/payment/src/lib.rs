@@ -1,9 +1,8 @@
 //! The payment service: payment methods (provider tokens only), charges and refunds, with a
 //! built-in test-mode provider.
 //!
-//! [`Application::build`] binds the listeners (port 0 in tests), and
-//! [`Application::run_until_stopped`] serves until shutdown; `main.rs` only wires
-//! configuration and telemetry to them.
+//! [`build`] assembles it on the service kit and binds its listeners (port 0 in tests);
+//! [`platform_kit::Application::run_until_stopped`] serves until shutdown.
 
 mod app;
 pub mod config;
@@ -14,11 +13,10 @@ pub mod payments;
 pub mod provider;
 pub mod store;
 
-pub use app::{Application, SERVICE_NAME};
-pub use config::Config;
+pub use app::build;
+pub use config::{Config, Settings};
 
-/// Default port of the HTTP API.
-pub const DEFAULT_HTTP_PORT: u16 = 8083;
-
-/// Default port of the internal gRPC API.
-pub const DEFAULT_GRPC_PORT: u16 = 9083;
+/// The service's name: its entry in `services.toml` (variables, ports, store), the `source` of
+/// its events, its name in logs and traces, and the audience of the credentials other services
+/// present to it.
+pub const SERVICE_NAME: &str = "payment-service";

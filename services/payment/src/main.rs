@@ -1,17 +1,6 @@
 //! `payment-service`: configuration from `PAYMENT_SERVICE__...` variables, then serve.
 
-use std::process::ExitCode;
-
-use payment_service::{Application, Config, SERVICE_NAME};
-
 #[tokio::main]
-async fn main() -> ExitCode {
-    platform_server::run_main(SERVICE_NAME, Config::from_env(), |config| async {
-        let application = Application::build(config).await?;
-        tracing::info!(http = %application.http_addr(), grpc = %application.grpc_addr(), "listening");
-        application
-            .run_until_stopped(platform_http::shutdown_signal())
-            .await
-    })
-    .await
+async fn main() -> std::process::ExitCode {
+    platform_kit::main(payment_service::SERVICE_NAME, payment_service::build).await
 }

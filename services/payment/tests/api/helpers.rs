@@ -5,16 +5,15 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 use axum::routing::get;
-use payment_service::{Application, Config};
+use payment_service::{Config, Settings};
 use platform_auth::{
     Claims, Role, ServiceCredentials, ServiceSecret, ServiceTokenInterceptor, TokenSigner,
 };
 use platform_config::Secret;
 use platform_events::{Namespace, RawEnvelope};
+use platform_proto::common::v1::Money;
 use platform_proto::payment::v1::payment_service_client::PaymentServiceClient;
-use platform_proto::payment::v1::{
-    ChargeRequest, ChargeResponse, Money, RefundRequest, RefundResponse,
-};
+use platform_proto::payment::v1::{ChargeRequest, ChargeResponse, RefundRequest, RefundResponse};
 use platform_testkit::{Server, eventually, fresh_pg_database, stream_messages, unique_name, url};
 use reqwest::Response;
 use serde_json::{Value, json};
@@ -41,7 +40,7 @@ pub struct TestApp {
     pub grpc_address: String,
     pub http: reqwest::Client,
     pub pool: PgPool,
-    pub config: Config,
+    pub config: Settings,
     pub namespace: Namespace,
     pub jetstream: jetstream::Context,
     /// Signs users' access tokens, as the user service would.
@@ -78,37 +77,37 @@ pub async fn spawn_app() -> TestApp {
 }
 
 /// The configuration the tests run the service with, before `customise`.
-pub async fn test_config(signer: &TokenSigner) -> Config {
+pub async fn test_config(signer: &TokenSigner) -> Settings {
     platform_telemetry::init_for_tests();
     platform_http::install_crypto_provider();
     let db = fresh_pg_database().await.unwrap();
-    let mut config = Config::with_database(db.url.clone());
-    "127.0.0.1".clone_into(&mut config.http.host);
-    config.http.port = Some(0);
-    "127.0.0.1".clone_into(&mut config.grpc.host);
-    config.grpc.port = Some(0);
-    config.nats.url = url(Server::Nats).await.unwrap();
-    config.nats.subject_prefix = Some(unique_name("t"));
-    config.jwt.jwks_url = jwks_stand_in(signer).await;
-    config.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
-    config.provider.slow_card_delay_ms = 1500;
+    let mut config = Settings::new(Config::with_database(db.url.clone()));
+    "127.0.0.1".clone_into(&mut config.common.http.host);
+    config.common.http.port = Some(0);
+    "127.0.0.1".clone_into(&mut config.common.grpc.host);
+    config.common.grpc.port = Some(0);
+    config.common.nats.url = url(Server::Nats).await.unwrap();
+    config.common.nats.subject_prefix = Some(unique_name("t"));
+    config.common.jwt.jwks_url = jwks_stand_in(signer).await;
+    config.common.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
+    config.own.provider.slow_card_delay_ms = 1500;
     config
 }
 
-pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let signer = TokenSigner::generate("user-service-1");
     let mut config = test_config(&signer).await;
     customise(&mut config);
-    let application = Application::build(config.clone()).await.unwrap();
+    let application = payment_service::build(config.clone()).await.unwrap();
     let address = format!("http://{}", application.http_addr());
-    let grpc_address = format!("http://{}", application.grpc_addr());
+    let grpc_address = format!("http://{}", application.grpc_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(application.run_until_stopped(async {
         let _ = stopped.await;
     }));
-    let pool = PgPool::connect(config.database.url.expose()).await.unwrap();
-    let namespace = Namespace::prefixed(config.nats.subject_prefix.as_deref().unwrap()).unwrap();
-    let nats = async_nats::connect(&config.nats.url).await.unwrap();
+    let pool = PgPool::connect(config.own.database.url.expose()).await.unwrap();
+    let namespace = Namespace::prefixed(config.common.nats.subject_prefix.as_deref().unwrap()).unwrap();
+    let nats = async_nats::connect(&config.common.nats.url).await.unwrap();
     TestApp {
         address,
         grpc_address,
@@ -140,8 +139,8 @@ impl TestApp {
             id,
             format!("{id}@example.com"),
             vec![Role::Customer],
-            self.config.jwt.issuer.clone(),
-            self.config.jwt.audience.clone(),
+            self.config.common.jwt.issuer.clone(),
+            self.config.common.jwt.audience.clone(),
             Duration::from_secs(600),
         );
         User {

@@ -52,22 +52,22 @@ struct LoggedService {
 }
 
 impl LoggedService {
-    fn start(config: &payment_service::Config) -> Self {
+    fn start(config: &payment_service::Settings) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_payment-service"))
             .env(
                 "PAYMENT_SERVICE__DATABASE__URL",
-                config.database.url.expose(),
+                config.own.database.url.expose(),
             )
             .env("PAYMENT_SERVICE__HTTP__HOST", "127.0.0.1")
             .env("PAYMENT_SERVICE__HTTP__PORT", "0")
             .env("PAYMENT_SERVICE__GRPC__HOST", "127.0.0.1")
             .env("PAYMENT_SERVICE__GRPC__PORT", "0")
-            .env("PAYMENT_SERVICE__NATS__URL", &config.nats.url)
+            .env("PAYMENT_SERVICE__NATS__URL", &config.common.nats.url)
             .env(
                 "PAYMENT_SERVICE__NATS__SUBJECT_PREFIX",
-                config.nats.subject_prefix.as_deref().unwrap(),
+                config.common.nats.subject_prefix.as_deref().unwrap(),
             )
-            .env("PAYMENT_SERVICE__JWT__JWKS_URL", &config.jwt.jwks_url)
+            .env("PAYMENT_SERVICE__JWT__JWKS_URL", &config.common.jwt.jwks_url)
             .env("RUST_LOG", "trace")
             .env("LOG_FORMAT", "json")
             .stdout(Stdio::piped())
@@ -136,8 +136,8 @@ async fn the_logs_never_hold_a_full_card_number_even_at_trace_level() {
         Uuid::now_v7(),
         "ada@example.com",
         vec![platform_auth::Role::Customer],
-        config.jwt.issuer.clone(),
-        config.jwt.audience.clone(),
+        config.common.jwt.issuer.clone(),
+        config.common.jwt.audience.clone(),
         Duration::from_secs(600),
     );
     let client = reqwest::Client::new();

@@ -31,72 +31,14 @@ use tokio_util::sync::CancellationToken;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 
-/// A service's `main`: installs the TLS crypto provider, reads the configuration (stopping with
-/// a message naming the bad setting), sets up telemetry, then runs `serve` until it returns;
-/// any error is logged and printed, and the process exits non-zero.
-pub async fn run_main<C, F, Fut>(
-    name: &'static str,
-    config: Result<C, platform_config::ConfigError>,
-    serve: F,
-) -> std::process::ExitCode
-where
-    F: FnOnce(C) -> Fut,
-    Fut: Future<Output = anyhow::Result<()>>,
-{
-    platform_http::install_crypto_provider();
-    let config = match config {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("{name}: {error}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    let _telemetry =
-        match platform_telemetry::init(&platform_telemetry::TelemetryConfig::from_env(name)) {
-            Ok(guard) => guard,
-            Err(error) => {
-                eprintln!("{name}: {error}");
-                return std::process::ExitCode::FAILURE;
-            }
-        };
-    match serve(config).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "{name} failed");
-            eprintln!("{name}: {error:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
-}
-
-/// Connects a service to its PostgreSQL database and brings the schema up to date: the
-/// service's own migrations, then the events library's (outbox and inbox). `variable` names the
-/// setting, for the error message.
-pub async fn connect_postgres(
-    settings: &platform_config::DatabaseSettings,
-    migrations: &sqlx::migrate::Migrator,
-    variable: &str,
-) -> anyhow::Result<sqlx::PgPool> {
-    let pool = sqlx::postgres::PgPoolOptions::new()
-        .max_connections(settings.max_connections)
-        // Short, so readiness reports a database outage within its own timeout.
-        .acquire_timeout(Duration::from_secs(1))
-        .connect(settings.url.expose())
-        .await
-        .with_context(|| format!("connecting to PostgreSQL ({variable})"))?;
-    migrations
-        .run(&pool)
-        .await
-        .context("running the service's migrations")?;
-    platform_events::outbox::postgres::migrate(&pool).await?;
-    Ok(pool)
-}
+/// A task started when the service runs, given the token that tells it to stop.
+pub(crate) type BackgroundTask = Box<dyn FnOnce(CancellationToken) -> JoinHandle<()> + Send>;
 
 /// How long in-flight HTTP requests get to finish after a shutdown signal, by default.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// A service's gRPC side.
-pub struct GrpcApi {
+pub(crate) struct GrpcApi {
     /// Where it listens.
     pub listener: TcpListener,
     /// The services (each wrapped in its interceptor by the caller).
@@ -105,27 +47,29 @@ pub struct GrpcApi {
     pub names: Vec<&'static str>,
 }
 
-/// Everything a service serves.
-pub struct ServiceServer {
+/// A service, built and bound (its ports are known), ready to run.
+pub struct Application {
     /// The service's name, for logs.
-    pub name: &'static str,
+    pub(crate) name: &'static str,
     /// Where HTTP listens.
-    pub http_listener: TcpListener,
+    pub(crate) http_listener: TcpListener,
     /// Request timeout and body limit of the API routes.
-    pub http_config: HttpConfig,
+    pub(crate) http_config: HttpConfig,
     /// The API routes, without layers (they are added here).
-    pub api: Router,
+    pub(crate) api: Router,
     /// The API's OpenAPI document, served at `/openapi.json`.
-    pub openapi: utoipa::openapi::OpenApi,
+    pub(crate) openapi: utoipa::openapi::OpenApi,
     /// Readiness checks.
-    pub health: Health,
+    pub(crate) health: Health,
     /// The gRPC side, if the service has one.
-    pub grpc: Option<GrpcApi>,
+    pub(crate) grpc: Option<GrpcApi>,
+    /// Started when the service runs.
+    pub(crate) background: Vec<BackgroundTask>,
     /// How long in-flight HTTP requests get to finish after shutdown.
-    pub drain_timeout: Duration,
+    pub(crate) drain_timeout: Duration,
 }
 
-impl ServiceServer {
+impl Application {
     /// Where HTTP listens.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_listener
@@ -142,11 +86,11 @@ impl ServiceServer {
         })
     }
 
-    /// Serves until `shutdown` resolves, with the tasks `background` starts (given the token
-    /// that tells them to stop); then shuts everything down and waits for it.
-    pub async fn run(
+    /// Serves HTTP and gRPC and runs the background tasks until `shutdown` resolves; then
+    /// stops taking requests, lets in-flight ones finish (up to the drain deadline), and stops
+    /// the background tasks (each finishes what it has in hand) and waits for them.
+    pub async fn run_until_stopped(
         self,
-        background: impl FnOnce(CancellationToken) -> Vec<JoinHandle<()>>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let stop = CancellationToken::new();
@@ -157,7 +101,11 @@ impl ServiceServer {
                 stop.cancel();
             }
         });
-        let mut tasks = background(stop.clone());
+        let mut tasks: Vec<JoinHandle<()>> = self
+            .background
+            .into_iter()
+            .map(|start| start(stop.clone()))
+            .collect();
 
         let grpc = match self.grpc {
             Some(grpc) => {

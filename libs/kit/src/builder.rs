@@ -1,0 +1,299 @@
+//! [`Kit`]: a service assembled from the platform's parts, with only its own pieces to add.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use platform_auth::{JwksVerifier, ServiceAuthInterceptor, ServiceCredentials};
+use platform_config::{
+    CommonSettings, DatabaseSettings, DownstreamSettings, MongoSettings, Secret,
+};
+use platform_events::{EventHandler, Inbox};
+use platform_events::outbox::{OutboxStore, provision_and_relay};
+use platform_events::{Consumer, ConsumerConfig, Namespace, RelayConfig};
+use platform_health::{Health, HealthCheck, MongoCheck, NatsCheck, PostgresCheck};
+use platform_http::HttpConfig;
+use platform_registry::ServiceEntry;
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tonic::body::Body;
+use tonic::server::NamedService;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
+
+use crate::downstream::{Downstream, GrpcChannel};
+use crate::server::{Application, BackgroundTask, DEFAULT_DRAIN_TIMEOUT, GrpcApi};
+
+/// A service being assembled: connected to NATS, holding its credential, its namespace, its
+/// readiness checks and its background tasks; [`Kit::serve`] binds it.
+pub struct Kit {
+    entry: &'static ServiceEntry,
+    common: CommonSettings,
+    namespace: Namespace,
+    nats: async_nats::Client,
+    credentials: ServiceCredentials,
+    health: Health,
+    background: Vec<BackgroundTask>,
+    grpc: Option<(Routes, Vec<&'static str>)>,
+}
+
+impl Kit {
+    /// Starts assembling the service named `service` in `services.toml` (its binary name):
+    /// connects to NATS (lazily retried by the client; readiness reports it) and prepares its
+    /// service credential.
+    pub async fn start(service: &'static str, common: &CommonSettings) -> anyhow::Result<Self> {
+        let entry = platform_registry::service(service);
+        let namespace = Namespace::from_prefix(common.nats.subject_prefix.as_deref())
+            .with_context(|| entry.variable("NATS__SUBJECT_PREFIX"))?;
+        let nats = platform_events::connect(&common.nats.url, service).await?;
+        let credentials = ServiceCredentials::configured(
+            service,
+            common.service_auth.secret.as_ref().map(Secret::expose),
+            &entry.variable("SERVICE_AUTH__SECRET"),
+        )?;
+        Ok(Self {
+            entry,
+            common: common.clone(),
+            namespace,
+            health: Health::new().with_check(NatsCheck::new(nats.clone())),
+            nats,
+            credentials,
+            background: Vec::new(),
+            grpc: None,
+        })
+    }
+
+    /// The service's entry in `services.toml`.
+    pub fn entry(&self) -> &'static ServiceEntry {
+        self.entry
+    }
+
+    /// The full name of one of the service's variables, for error messages:
+    /// `variable("SMTP__URL")` is `NOTIFICATION_SERVICE__SMTP__URL`.
+    pub fn variable(&self, key: &str) -> String {
+        self.entry.variable(key)
+    }
+
+    /// The prefix of every subject and stream (empty in production, unique per test).
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    /// The NATS connection.
+    pub fn nats(&self) -> &async_nats::Client {
+        &self.nats
+    }
+
+    /// The credential this service presents to others.
+    pub fn credentials(&self) -> &ServiceCredentials {
+        &self.credentials
+    }
+
+    /// A verifier of users' access tokens, against the configured key set.
+    pub fn verifier(&self) -> anyhow::Result<JwksVerifier> {
+        JwksVerifier::from_settings(&self.common.jwt)
+            .with_context(|| self.variable("JWT__JWKS_URL"))
+    }
+
+    /// Adds a readiness check (beside the stores' and NATS', which the kit adds itself).
+    pub fn check(&mut self, check: impl HealthCheck + 'static) -> &mut Self {
+        self.health = std::mem::take(&mut self.health).with_check(check);
+        self
+    }
+
+    /// Connects to the service's PostgreSQL database, brings its schema up to date (the
+    /// service's own migrations, then the outbox and inbox tables of the events library), and
+    /// adds the database to readiness.
+    pub async fn postgres(
+        &mut self,
+        settings: &DatabaseSettings,
+        migrations: &sqlx::migrate::Migrator,
+    ) -> anyhow::Result<PgPool> {
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            // Short, so readiness reports a database outage within its own timeout.
+            .acquire_timeout(Duration::from_secs(1))
+            .connect(settings.url.expose())
+            .await
+            .with_context(|| format!("connecting to PostgreSQL ({})", self.variable("DATABASE__URL")))?;
+        migrations
+            .run(&pool)
+            .await
+            .context("running the service's migrations")?;
+        platform_events::outbox::postgres::migrate(&pool).await?;
+        self.check(PostgresCheck::new(pool.clone()));
+        Ok(pool)
+    }
+
+    /// Connects to the service's MongoDB database (its name from the settings, else the one in
+    /// `services.toml`) and adds it to readiness. Connection and server selection give up after
+    /// 5 s, so a request fails, and readiness reports the outage, in seconds.
+    pub async fn mongo(&mut self, settings: &MongoSettings) -> anyhow::Result<mongodb::Database> {
+        let variable = self.variable("MONGO__URL");
+        let mut options = mongodb::options::ClientOptions::parse(settings.url.expose())
+            .await
+            .with_context(|| format!("{variable} is not a MongoDB connection string"))?;
+        options.app_name = Some(self.entry.binary.clone());
+        options
+            .server_selection_timeout
+            .get_or_insert(Duration::from_secs(5));
+        options
+            .connect_timeout
+            .get_or_insert(Duration::from_secs(5));
+        let client = mongodb::Client::with_options(options).context(variable)?;
+        let database = client.database(settings.database_or(&self.entry.database));
+        self.check(MongoCheck::new(database.clone()));
+        Ok(database)
+    }
+
+    /// Publishes what the service writes to `outbox`, from a relay that runs with the service
+    /// (after provisioning the streams).
+    pub fn relay<O: OutboxStore>(&mut self, outbox: O) -> &mut Self {
+        let nats = self.nats.clone();
+        let namespace = self.namespace.clone();
+        self.background(move |stop| {
+            provision_and_relay(outbox, nats, namespace, RelayConfig::default(), stop)
+        })
+    }
+
+    /// Consumes the events of `domain` whose types are `event_types` with a durable consumer
+    /// named `name`, exactly once in effect: `inbox` remembers what was processed, `handler`
+    /// applies each event in the inbox's transaction.
+    pub fn consume<I, H>(
+        &mut self,
+        name: &str,
+        domain: &str,
+        event_types: &[&str],
+        inbox: I,
+        handler: H,
+    ) -> &mut Self
+    where
+        I: Inbox,
+        H: EventHandler<I>,
+    {
+        let namespace = self.namespace.clone();
+        let jetstream = async_nats::jetstream::new(self.nats.clone());
+        let config = ConsumerConfig::new(
+            name,
+            &namespace.domain_stream(domain),
+            event_types.iter().map(|t| namespace.subject(t)).collect(),
+        );
+        let consumer = Consumer::new(jetstream.clone(), namespace.clone(), config, inbox, handler);
+        self.background(move |stop| async move {
+            // This service may start before any producer: provision the streams first.
+            if platform_events::streams::provision_until_ready(&jetstream, &namespace, &stop).await
+                && let Err(error) = consumer.run(stop).await
+            {
+                tracing::error!(error = format!("{error:#}"), "a consumer stopped");
+            }
+        })
+    }
+
+    /// Runs `task` with the service; it gets the token that tells it to stop, and the service
+    /// waits for it on shutdown.
+    pub fn background<F, Fut>(&mut self, task: F) -> &mut Self
+    where
+        F: FnOnce(CancellationToken) -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.background
+            .push(Box::new(move |stop| tokio::spawn(task(stop))));
+        self
+    }
+
+    /// Serves `service` on the gRPC listener, behind the service-credential interceptor (only
+    /// other services of the platform may call it), and reports it in `grpc.health.v1`.
+    pub fn grpc<S>(&mut self, service: S) -> &mut Self
+    where
+        S: tower::Service<
+                http::Request<Body>,
+                Response = http::Response<Body>,
+                Error = Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let guarded =
+            InterceptedService::new(service, ServiceAuthInterceptor::new(&self.credentials));
+        let (routes, mut names) = self
+            .grpc
+            .take()
+            .unwrap_or_else(|| (Routes::default(), Vec::new()));
+        names.push(S::NAME);
+        self.grpc = Some((routes.add_service(guarded), names));
+        self
+    }
+
+    /// A client of the service `callee` (its name in `services.toml`): its address from
+    /// `settings` or the registry, its deadline from `settings` or `timeout`, this service's
+    /// credential on every call, a circuit breaker, and errors sorted into what to retry.
+    /// `client` makes the generated client from the channel (e.g. `UserServiceClient::new`).
+    pub fn downstream<C>(
+        &self,
+        callee: &str,
+        settings: &DownstreamSettings,
+        timeout: Duration,
+        client: impl FnOnce(GrpcChannel) -> C,
+    ) -> anyhow::Result<Downstream<C>> {
+        Downstream::connect(
+            platform_registry::service(callee),
+            settings,
+            timeout,
+            &self.credentials,
+            client,
+        )
+        .with_context(|| self.variable(&format!("{}__URL", callee.to_ascii_uppercase())))
+    }
+
+    /// Binds the HTTP listener (and the gRPC one if the service registered a gRPC API), on the
+    /// configured ports or the registry's defaults, and returns the service ready to run:
+    /// `api` with the standard layers, probes, metrics and `openapi` at `/openapi.json`.
+    pub async fn serve(
+        self,
+        api: Router,
+        openapi: utoipa::openapi::OpenApi,
+    ) -> anyhow::Result<Application> {
+        let http = &self.common.http;
+        let http_listener =
+            platform_http::bind(&http.host, http.port_or(self.entry.http_port), "HTTP")
+                .await
+                .with_context(|| self.variable("HTTP__PORT"))?;
+        let grpc = match self.grpc {
+            Some((routes, names)) => {
+                let settings = &self.common.grpc;
+                let port = settings.port.or(self.entry.grpc_port).with_context(|| {
+                    format!(
+                        "{} has a gRPC API but no gRPC port: set {} or `grpc_port` in services.toml",
+                        self.entry.binary,
+                        self.entry.variable("GRPC__PORT")
+                    )
+                })?;
+                let listener = platform_http::bind(&settings.host, port, "gRPC")
+                    .await
+                    .with_context(|| self.entry.variable("GRPC__PORT"))?;
+                Some(GrpcApi {
+                    listener,
+                    routes,
+                    names,
+                })
+            }
+            None => None,
+        };
+        Ok(Application {
+            name: self.entry.binary.as_str(),
+            http_listener,
+            http_config: HttpConfig::from(http),
+            api,
+            openapi,
+            health: self.health,
+            grpc,
+            background: self.background,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+        })
+    }
+}

@@ -1,0 +1,120 @@
+//! A service's `main`, written once.
+
+use std::future::Future;
+use std::process::ExitCode;
+
+use platform_config::{Settings, TelemetrySettings};
+use platform_telemetry::{LogFormat, TelemetryConfig};
+use serde::de::DeserializeOwned;
+
+use crate::Application;
+
+/// A whole service `main`: reads the service's [`Settings`] from its variables (the prefix from
+/// `services.toml`), sets up telemetry, builds the service with `build`, and serves until
+/// SIGTERM or Ctrl-C. `service` is the service's binary name (`order-service`).
+pub async fn main<S, F, Fut>(service: &'static str, build: F) -> ExitCode
+where
+    S: DeserializeOwned,
+    F: FnOnce(Settings<S>) -> Fut,
+    Fut: Future<Output = anyhow::Result<Application>>,
+{
+    let entry = platform_registry::service(service);
+    run_main(
+        service,
+        Settings::load(&entry.env_prefix),
+        |settings| async move {
+            let application = build(settings).await?;
+            tracing::info!(
+                http = %application.http_addr(),
+                grpc = ?application.grpc_addr(),
+                "listening"
+            );
+            application
+                .run_until_stopped(platform_http::shutdown_signal())
+                .await
+        },
+    )
+    .await
+}
+
+/// The start of any `main` of the platform: installs the TLS crypto provider, takes the
+/// configuration (stopping with a message naming the bad setting), sets up telemetry, then runs
+/// `serve` until it returns; any error is logged and printed, and the process exits non-zero.
+/// For binaries with commands of their own beside serving (the user service's `create-admin`).
+pub async fn run_main<S, F, Fut>(
+    name: &'static str,
+    settings: Result<Settings<S>, platform_config::ConfigError>,
+    serve: F,
+) -> ExitCode
+where
+    F: FnOnce(Settings<S>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    platform_http::install_crypto_provider();
+    let settings = match settings {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let telemetry = telemetry_config(name, &settings.common.telemetry);
+    let _telemetry = match platform_telemetry::init(&telemetry) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match serve(settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "{name} failed");
+            eprintln!("{name}: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The standard variables, overridden by the service's `TELEMETRY__...` section.
+fn telemetry_config(name: &str, settings: &TelemetrySettings) -> TelemetryConfig {
+    let mut config = TelemetryConfig::from_env(name);
+    if let Some(filter) = &settings.filter {
+        config.filter.clone_from(filter);
+    }
+    match settings.log_format.as_deref() {
+        Some("json") => config.log_format = LogFormat::Json,
+        Some("pretty") => config.log_format = LogFormat::Pretty,
+        _ => {}
+    }
+    if let Some(endpoint) = settings
+        .otlp_endpoint
+        .as_ref()
+        .filter(|endpoint| !endpoint.trim().is_empty())
+    {
+        config.otlp_endpoint = Some(endpoint.clone());
+    }
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_services_telemetry_section_overrides_the_standard_variables() {
+        let settings = TelemetrySettings {
+            filter: Some("debug".to_owned()),
+            log_format: Some("json".to_owned()),
+            otlp_endpoint: Some("http://collector:4317".to_owned()),
+        };
+        let config = telemetry_config("order-service", &settings);
+        assert_eq!(config.service_name, "order-service");
+        assert_eq!(config.filter, "debug");
+        assert!(matches!(config.log_format, LogFormat::Json));
+        assert_eq!(
+            config.otlp_endpoint.as_deref(),
+            Some("http://collector:4317")
+        );
+    }
+}
