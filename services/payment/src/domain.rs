@@ -114,6 +114,39 @@ impl Brand {
     }
 }
 
+/// Where a charge stands. Stored in `payments.status` (a text column with a check) and
+/// returned in the API under the same lower-case names.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, sqlx::Type, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[sqlx(type_name = "text", rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
+pub enum PaymentStatus {
+    /// Being charged: a worker holds it while it talks to the provider.
+    Pending,
+    /// The money was taken (some of it may have been refunded since).
+    Captured,
+    /// The provider declined the charge. Final.
+    Failed,
+}
+
+impl PaymentStatus {
+    /// The stored and returned name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Captured => "captured",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+impl fmt::Display for PaymentStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A card's expiry: valid through the last day of its month.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Expiry {
@@ -249,6 +282,22 @@ mod tests {
             format!("{:?}", Cvc::parse("123", Brand::Visa).unwrap()),
             "Cvc(***)"
         );
+    }
+
+    #[test]
+    fn payment_statuses_keep_their_lower_case_wire_names() {
+        for status in [
+            PaymentStatus::Pending,
+            PaymentStatus::Captured,
+            PaymentStatus::Failed,
+        ] {
+            let json = serde_json::to_value(status).unwrap();
+            assert_eq!(json, status.as_str());
+            assert_eq!(
+                serde_json::from_value::<PaymentStatus>(json).unwrap(),
+                status
+            );
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use platform_proto::payment::v1::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::domain::{Money, parse_amount};
+use crate::domain::{self, Money, parse_amount};
 use crate::payments::{PaymentError, Payments};
 
 /// `platform.payment.v1.PaymentService`, served behind the service-credential interceptor.
@@ -97,10 +97,12 @@ impl PaymentService for PaymentGrpc {
             .payments
             .charge(order_id, user_id, &amount, method_id)
             .await?;
-        let status = match payment.status.as_str() {
-            "captured" => PaymentStatus::Captured,
-            "failed" => PaymentStatus::Failed,
-            _ => PaymentStatus::Unspecified,
+        let status = match payment.status {
+            domain::PaymentStatus::Captured => PaymentStatus::Captured,
+            domain::PaymentStatus::Failed => PaymentStatus::Failed,
+            // `charge` answers a pending payment with `InProgress`; the contract has no word
+            // for it.
+            domain::PaymentStatus::Pending => PaymentStatus::Unspecified,
         };
         Ok(Response::new(ChargeResponse {
             payment_id: payment.id.to_string(),

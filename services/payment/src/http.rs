@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
+use crate::domain::PaymentStatus;
 use crate::payments::{PaymentMethod, Payments};
 use crate::store::PaymentRow;
 
@@ -57,6 +58,7 @@ pub fn router(state: AppState) -> Router {
         PaymentMethodResponse,
         PaymentMethodList,
         PaymentResponse,
+        PaymentStatus,
         PaymentList,
         MoneyResponse
     )),
@@ -161,8 +163,8 @@ pub struct PaymentResponse {
     pub payment_method_id: Uuid,
     /// The amount charged.
     pub amount: MoneyResponse,
-    /// `pending`, `captured` or `failed`.
-    pub status: String,
+    /// Where the charge stands.
+    pub status: PaymentStatus,
     /// Why it failed (`declined`, `insufficient_funds`), when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,

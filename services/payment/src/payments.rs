@@ -14,7 +14,7 @@ use platform_http::{ApiError, FieldError};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::{CardNumber, Cvc, Expiry, Money};
+use crate::domain::{CardNumber, Cvc, Expiry, Money, PaymentStatus};
 use crate::provider::{CardDetails, ChargeOutcome, DeclineReason, PaymentProvider, ProviderError};
 use crate::store::{self, PaymentMethodRow, PaymentRow, RefundRow};
 
@@ -236,7 +236,7 @@ impl Payments {
             payment_method_id: method.id,
             amount_minor: amount.minor,
             currency: amount.currency.clone(),
-            status: "pending".to_owned(),
+            status: PaymentStatus::Pending,
             provider_reference: None,
             failure_reason: None,
             failure_message: None,
@@ -259,8 +259,8 @@ impl Payments {
                 "order {order_id} was already charged with other details"
             )));
         }
-        match existing.status.as_str() {
-            "pending" => {
+        match existing.status {
+            PaymentStatus::Pending => {
                 if store::take_over(existing.id, CHARGE_LEASE, &self.pool).await? {
                     tracing::info!(payment_id = %existing.id, "resuming a charge whose worker gave up");
                     self.settle_detached(existing).await
@@ -268,7 +268,7 @@ impl Payments {
                     Err(PaymentError::InProgress)
                 }
             }
-            _ => Ok(existing),
+            PaymentStatus::Captured | PaymentStatus::Failed => Ok(existing),
         }
     }
 
@@ -302,12 +302,19 @@ impl Payments {
         let mut tx = self.pool.begin().await?;
         let settled = match &outcome {
             ChargeOutcome::Captured { reference } => {
-                store::settle(payment.id, "captured", Some(reference), None, &mut *tx).await?
+                store::settle(
+                    payment.id,
+                    PaymentStatus::Captured,
+                    Some(reference),
+                    None,
+                    &mut *tx,
+                )
+                .await?
             }
             ChargeOutcome::Declined { reason, message } => {
                 store::settle(
                     payment.id,
-                    "failed",
+                    PaymentStatus::Failed,
                     None,
                     Some((reason.as_str(), message)),
                     &mut *tx,
@@ -410,7 +417,7 @@ impl Payments {
                 refunded_total: total(payment.refunded_minor),
             });
         }
-        if payment.status != "captured" {
+        if payment.status != PaymentStatus::Captured {
             return Err(PaymentError::Precondition(format!(
                 "the payment for order {order_id} is {}, so there is nothing to refund",
                 payment.status

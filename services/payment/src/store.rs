@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgExecutor};
 use uuid::Uuid;
 
+use crate::domain::PaymentStatus;
+
 /// A row of `payment_methods`.
 #[derive(Clone, Debug, FromRow)]
 pub struct PaymentMethodRow {
@@ -124,8 +126,8 @@ pub struct PaymentRow {
     pub amount_minor: i64,
     /// ISO 4217 code.
     pub currency: String,
-    /// `pending`, `captured` or `failed`.
-    pub status: String,
+    /// Where the charge stands.
+    pub status: PaymentStatus,
     /// The provider's reference of a captured charge.
     pub provider_reference: Option<String>,
     /// Why it failed, as a code.
@@ -158,7 +160,7 @@ pub async fn insert_pending(
     let result = sqlx::query(
         "INSERT INTO payments (id, order_id, user_id, payment_method_id, amount_minor, currency, \
                                status, lease_until, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, 'pending', now() + make_interval(secs => $7), $8, $8) \
+         VALUES ($1, $2, $3, $4, $5, $6, $9, now() + make_interval(secs => $7), $8, $8) \
          ON CONFLICT (order_id) DO NOTHING",
     )
     .bind(payment.id)
@@ -169,6 +171,7 @@ pub async fn insert_pending(
     .bind(&payment.currency)
     .bind(seconds(lease))
     .bind(payment.created_at)
+    .bind(PaymentStatus::Pending)
     .execute(executor)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -209,10 +212,11 @@ pub async fn take_over(
 ) -> sqlx::Result<bool> {
     let result = sqlx::query(
         "UPDATE payments SET lease_until = now() + make_interval(secs => $2), updated_at = now() \
-         WHERE id = $1 AND status = 'pending' AND (lease_until IS NULL OR lease_until < now())",
+         WHERE id = $1 AND status = $3 AND (lease_until IS NULL OR lease_until < now())",
     )
     .bind(id)
     .bind(seconds(lease))
+    .bind(PaymentStatus::Pending)
     .execute(executor)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -220,17 +224,18 @@ pub async fn take_over(
 
 /// Lets go of a pending payment, so that a retry can take it over at once.
 pub async fn release(id: Uuid, executor: impl PgExecutor<'_>) -> sqlx::Result<()> {
-    sqlx::query("UPDATE payments SET lease_until = NULL WHERE id = $1 AND status = 'pending'")
+    sqlx::query("UPDATE payments SET lease_until = NULL WHERE id = $1 AND status = $2")
         .bind(id)
+        .bind(PaymentStatus::Pending)
         .execute(executor)
         .await?;
     Ok(())
 }
 
-/// Settles a pending payment; `None` if it was no longer pending.
+/// Settles a pending payment as `status`; `None` if it was no longer pending.
 pub async fn settle(
     id: Uuid,
-    status: &str,
+    status: PaymentStatus,
     provider_reference: Option<&str>,
     failure: Option<(&str, &str)>,
     executor: impl PgExecutor<'_>,
@@ -238,13 +243,14 @@ pub async fn settle(
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE payments SET status = $2, provider_reference = $3, failure_reason = $4, \
              failure_message = $5, lease_until = NULL, updated_at = now() \
-         WHERE id = $1 AND status = 'pending' RETURNING {PAYMENT_COLUMNS}"
+         WHERE id = $1 AND status = $6 RETURNING {PAYMENT_COLUMNS}"
     )))
     .bind(id)
     .bind(status)
     .bind(provider_reference)
     .bind(failure.map(|(reason, _)| reason))
     .bind(failure.map(|(_, message)| message))
+    .bind(PaymentStatus::Pending)
     .fetch_optional(executor)
     .await
 }
