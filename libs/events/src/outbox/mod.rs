@@ -64,6 +64,11 @@ pub trait OutboxStore: Send + Sync + 'static {
         retry_after: Duration,
     ) -> impl Future<Output = anyhow::Result<()>> + Send;
 
+    /// How many events are still to be published: written and committed, not yet marked
+    /// published (claimed, leased or waiting to be retried included). Zero means every event
+    /// written so far is in its stream and no relay will publish it again.
+    fn pending(&self) -> impl Future<Output = anyhow::Result<u64>> + Send;
+
     /// Deletes events published more than `older_than` ago; returns how many.
     fn purge_published(
         &self,

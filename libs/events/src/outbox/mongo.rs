@@ -217,6 +217,13 @@ impl OutboxStore for MongoOutbox {
         Ok(())
     }
 
+    async fn pending(&self) -> anyhow::Result<u64> {
+        self.collection
+            .count_documents(doc! { "published_at": bson::Bson::Null })
+            .await
+            .context("counting pending outbox events")
+    }
+
     async fn purge_published(&self, older_than: Duration) -> anyhow::Result<u64> {
         let cutoff = before(bson::DateTime::now(), older_than);
         let result = self

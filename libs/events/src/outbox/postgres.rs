@@ -164,6 +164,15 @@ impl OutboxStore for PgOutbox {
         Ok(())
     }
 
+    async fn pending(&self) -> anyhow::Result<u64> {
+        let pending: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM event_outbox WHERE published_at IS NULL")
+                .fetch_one(&self.pool)
+                .await
+                .context("counting pending outbox events")?;
+        Ok(pending.unsigned_abs())
+    }
+
     async fn purge_published(&self, older_than: Duration) -> anyhow::Result<u64> {
         let result = sqlx::query(
             "DELETE FROM event_outbox WHERE id IN ( \

@@ -102,6 +102,45 @@ pub async fn committed_events_are_published_and_rolled_back_ones_never_are<F: Fi
     assert!(all_published(&fixture).await);
 }
 
+pub async fn pending_counts_every_committed_event_until_it_is_marked_published<F: Fixture>(
+    fixture: F,
+) {
+    let store = fixture.store();
+    assert_eq!(store.pending().await.unwrap(), 0, "an empty outbox");
+    let written = fixture.write(3).await;
+    fixture.write_rolled_back().await;
+    assert_eq!(
+        store.pending().await.unwrap(),
+        3,
+        "committed events count, a rolled-back one does not"
+    );
+
+    let claimed = store.claim(2, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    assert_eq!(
+        store.pending().await.unwrap(),
+        3,
+        "a claimed event is pending until it is marked published"
+    );
+    store
+        .release(
+            &[claimed[1].id],
+            "no acknowledgement",
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.pending().await.unwrap(),
+        3,
+        "so is one waiting to be retried"
+    );
+    store.mark_published(&[claimed[0].id]).await.unwrap();
+    assert_eq!(store.pending().await.unwrap(), 2);
+    store.mark_published(&written).await.unwrap();
+    assert_eq!(store.pending().await.unwrap(), 0, "everything is published");
+}
+
 pub async fn two_concurrent_relays_store_every_event_exactly_once<F: Fixture>(fixture: F) {
     let stop = CancellationToken::new();
     let relays: Vec<_> = (0..2)
@@ -338,6 +377,12 @@ mod postgres {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pending_counts_every_committed_event_until_it_is_marked_published() {
+        super::pending_counts_every_committed_event_until_it_is_marked_published(Pg::new().await)
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn two_concurrent_relays_store_every_event_exactly_once() {
         super::two_concurrent_relays_store_every_event_exactly_once(Pg::new().await).await;
     }
@@ -473,6 +518,14 @@ mod mongo {
     async fn committed_events_are_published_and_rolled_back_ones_never_are() {
         super::committed_events_are_published_and_rolled_back_ones_never_are(Mongo::new().await)
             .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pending_counts_every_committed_event_until_it_is_marked_published() {
+        super::pending_counts_every_committed_event_until_it_is_marked_published(
+            Mongo::new().await,
+        )
+        .await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
