@@ -8,6 +8,10 @@
 //! Each test gets isolated state: its own PostgreSQL database ([`fresh_pg_database`]), its own
 //! MongoDB database ([`fresh_mongo_database`]), and unique names for streams, subjects and keys
 //! ([`unique_name`]), so tests run in parallel and in any order.
+//!
+//! [`service`] holds what every service's tests share: identities and tokens, a JWKS stand-in,
+//! settings localised to a test, problem+json assertions, and event assertions that prove
+//! quiescence from the system's state instead of sleeping.
 
 use std::time::Duration;
 
@@ -18,6 +22,7 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 pub mod mail;
 mod proxy;
 mod servers;
+pub mod service;
 
 pub use proxy::TcpProxy;
 pub use servers::{Server, url};
