@@ -549,10 +549,36 @@ async fn stopping_the_consumer_finishes_the_event_in_hand() {
     assert_eq!(effects, 1, "the event in hand was finished");
     drained(&bus, "stopper").await;
 
-    // Stopped means stopped: a later event waits for the next run.
+    // Stopped means stopped: the consumer has let go of its handler, so nothing can call it any
+    // more, and a later event waits in the durable consumer for the next run.
+    assert_eq!(
+        Arc::strong_count(&script),
+        1,
+        "the stopped consumer dropped its handler"
+    );
     let later = captured_payment();
     publish(&bus, &later).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    eventually(
+        Duration::from_secs(10),
+        "the later event to wait in the consumer",
+        || async {
+            let info = bus
+                .js
+                .get_stream(bus.payments_stream())
+                .await
+                .ok()?
+                .get_consumer::<pull::Config>("stopper")
+                .await
+                .ok()?
+                .info()
+                .await
+                .ok()?
+                .clone();
+            (info.num_pending + info.num_ack_pending as u64 == 1).then_some(())
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(script.calls(later.id), 0);
 }
 
