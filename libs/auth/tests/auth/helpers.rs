@@ -1,139 +1,146 @@
-//! A stand-in JWKS server, token factories and small servers on 127.0.0.1:0.
+//! The extractors' test app, verifiers of the test kit's JWKS stand-in, and small servers on
+//! 127.0.0.1:0.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use axum::extract::State;
+use axum::Json;
+use axum::Router;
+use axum::extract::FromRef;
 use axum::routing::get;
-use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use platform_auth::{Claims, JwkSet, JwksVerifier, JwksVerifierConfig, Role, TokenSigner};
+use platform_auth::{
+    AdminUser, AuthenticatedUser, Claims, JwksVerifier, JwksVerifierConfig, Role, TokenSigner,
+};
+use platform_http::ApiError;
+use platform_testkit::service::{Identities, JwksStandIn, claims, http_client};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
-use uuid::Uuid;
 
-pub const ISSUER: &str = "platform-user-test";
-pub const AUDIENCE: &str = "platform-api-test";
-
-/// The issuer's JWKS endpoint, as the user service will serve it; counts its hits.
-pub struct JwksServer {
-    pub url: String,
-    state: Arc<JwksState>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
-}
-
-struct JwksState {
-    keys: Mutex<JwkSet>,
-    hits: AtomicUsize,
-    delay: Mutex<Duration>,
-}
-
-impl JwksServer {
-    /// Serves `keys` at `http://127.0.0.1:<port>/.well-known/jwks.json`.
-    pub async fn start(keys: JwkSet) -> Self {
-        let state = Arc::new(JwksState {
-            keys: Mutex::new(keys),
-            hits: AtomicUsize::new(0),
-            delay: Mutex::new(Duration::ZERO),
-        });
-        let app = Router::new()
-            .route("/.well-known/jwks.json", get(serve_jwks))
-            .with_state(Arc::clone(&state));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-        });
-        Self {
-            url: format!("http://{address}/.well-known/jwks.json"),
-            state,
-            shutdown: Some(shutdown),
-            task: Some(task),
-        }
-    }
-
-    /// From now on, serves `keys` instead.
-    pub fn serve(&self, keys: JwkSet) {
-        *self.state.keys.lock().unwrap() = keys;
-    }
-
-    /// From now on, answers only after `delay`.
-    pub fn set_delay(&self, delay: Duration) {
-        *self.state.delay.lock().unwrap() = delay;
-    }
-
-    /// How many times the key set was requested.
-    pub fn hits(&self) -> usize {
-        self.state.hits.load(Ordering::SeqCst)
-    }
-
-    /// Stops listening: from now on connections are refused.
-    pub async fn stop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await.unwrap();
-        }
-    }
-
-    /// A verifier of this server's keys, expecting [`ISSUER`] and [`AUDIENCE`].
-    pub fn verifier(&self) -> JwksVerifier {
+/// Verifiers of a JWKS stand-in's keys, expecting the platform's issuer and audience.
+pub trait VerifierOf {
+    /// A verifier with the default configuration.
+    fn verifier(&self) -> JwksVerifier {
         self.verifier_with(|config| config)
     }
 
-    /// Like [`Self::verifier`], with its configuration adjusted.
-    pub fn verifier_with(
+    /// A verifier with its configuration adjusted.
+    fn verifier_with(
+        &self,
+        adjust: impl FnOnce(JwksVerifierConfig) -> JwksVerifierConfig,
+    ) -> JwksVerifier;
+}
+
+impl VerifierOf for JwksStandIn {
+    fn verifier_with(
         &self,
         adjust: impl FnOnce(JwksVerifierConfig) -> JwksVerifierConfig,
     ) -> JwksVerifier {
-        JwksVerifier::new(adjust(JwksVerifierConfig::new(&self.url, ISSUER, AUDIENCE))).unwrap()
+        let settings = self.settings();
+        JwksVerifier::new(adjust(JwksVerifierConfig::new(
+            settings.jwks_url,
+            settings.issuer,
+            settings.audience,
+        )))
+        .unwrap()
     }
 }
 
-async fn serve_jwks(State(state): State<Arc<JwksState>>) -> Json<JwkSet> {
-    state.hits.fetch_add(1, Ordering::SeqCst);
-    let delay = *state.delay.lock().unwrap();
-    tokio::time::sleep(delay).await;
-    Json(state.keys.lock().unwrap().clone())
-}
-
-/// A key set holding the public keys of all `signers`.
-pub fn jwk_set(signers: &[&TokenSigner]) -> JwkSet {
-    JwkSet {
-        keys: signers
-            .iter()
-            .map(|signer| signer.public_jwk().clone())
-            .collect(),
-    }
-}
-
-/// Valid claims (for [`ISSUER`] and [`AUDIENCE`], 15 minutes) for a new user with `roles`.
-pub fn claims(roles: &[Role]) -> Claims {
-    Claims::new(
-        Uuid::new_v4(),
-        "ada@example.com",
-        roles.to_vec(),
-        ISSUER,
-        AUDIENCE,
-        Duration::from_secs(15 * 60),
-    )
-}
-
-/// A customer's valid claims.
+/// A customer's valid claims (a new user each time).
 pub fn customer() -> Claims {
     claims(&[Role::Customer])
+}
+
+#[derive(Clone, FromRef)]
+struct AppState {
+    verifier: JwksVerifier,
+}
+
+async fn me(user: AuthenticatedUser) -> Json<Value> {
+    Json(json!({"id": user.user_id, "email": user.email, "roles": user.roles}))
+}
+
+async fn restock(admin: AdminUser) -> Json<Value> {
+    Json(json!({"restocked_by": admin.user_id}))
+}
+
+async fn sales_report(user: AuthenticatedUser) -> Result<Json<Value>, ApiError> {
+    user.require_role(Role::Admin)?;
+    Ok(Json(json!({"report": "all good"})))
+}
+
+async fn greeting(user: Option<AuthenticatedUser>) -> String {
+    match user {
+        Some(user) => format!("hello {}", user.email),
+        None => "hello stranger".to_owned(),
+    }
+}
+
+/// A router using the extractors, served on 127.0.0.1:0, trusting a JWKS stand-in.
+pub struct TestApp {
+    pub address: SocketAddr,
+    pub identities: Identities,
+    pub jwks: JwksStandIn,
+    pub client: reqwest::Client,
+}
+
+/// Serves `/me` (any user), `/admin/restock` and `/admin/sales-report` (admins) and
+/// `/greeting` (anyone), verifying tokens against a stand-in for the issuer's keys.
+pub async fn spawn_app() -> TestApp {
+    platform_telemetry::init_for_tests();
+    let identities = Identities::new();
+    let jwks = identities.serve_jwks().await;
+    let router = Router::new()
+        .route("/me", get(me))
+        .route("/admin/restock", get(restock))
+        .route("/admin/sales-report", get(sales_report))
+        .route("/greeting", get(greeting))
+        .with_state(AppState {
+            verifier: jwks.verifier(),
+        });
+    TestApp {
+        address: spawn_http(router).await,
+        identities,
+        jwks,
+        client: http_client(),
+    }
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str, authorization: Option<&str>) -> reqwest::Response {
+        let mut request = self.client.get(format!("http://{}{path}", self.address));
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// `Bearer <token>` for `claims`, signed by the issuer.
+    pub fn bearer_for(&self, claims: &Claims) -> String {
+        format!("Bearer {}", self.identities.sign(claims))
+    }
+
+    /// `Bearer <token>` of a new user with `roles`.
+    pub fn bearer(&self, roles: &[Role]) -> String {
+        format!("Bearer {}", self.identities.with_roles(roles).token)
+    }
+
+    /// The issuer's signing key.
+    pub fn signer(&self) -> &TokenSigner {
+        self.identities.signer()
+    }
+}
+
+/// Asserts an RFC 9457 problem with `status` (a 401 with its `Bearer` challenge) and returns
+/// its `detail`.
+pub async fn problem(response: reqwest::Response, status: StatusCode) -> String {
+    let challenge = response.headers().get("www-authenticate").cloned();
+    let body = platform_testkit::service::assert_problem(response, status, "").await;
+    if status == StatusCode::UNAUTHORIZED {
+        assert_eq!(challenge.unwrap(), "Bearer");
+    }
+    body["detail"].as_str().unwrap().to_owned()
 }
 
 /// `value` as unpadded base64url JSON, as in a JWT.
@@ -147,12 +154,6 @@ pub async fn spawn_http(app: Router) -> SocketAddr {
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     address
-}
-
-/// A plain HTTP client for talking to test servers.
-pub fn http_client() -> reqwest::Client {
-    platform_http::install_crypto_provider();
-    reqwest::Client::new()
 }
 
 /// Reads a file of `tests/auth/fixtures/`.

@@ -8,13 +8,15 @@ use platform_auth::{AuthError, Claims, Role, TokenSigner};
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::helpers::{AUDIENCE, ISSUER, JwksServer, b64_json, claims, customer, fixture, jwk_set};
+use platform_testkit::service::{JwksStandIn, claims, jwk_set};
+
+use crate::helpers::{VerifierOf as _, b64_json, customer, fixture};
 
 #[tokio::test]
 async fn a_valid_token_is_accepted_with_its_claims() {
     platform_telemetry::init_for_tests();
     let signer = TokenSigner::generate("key-1");
-    let jwks = JwksServer::start(signer.jwk_set()).await;
+    let jwks = JwksStandIn::start(signer.jwk_set()).await;
     let claims = claims(&[Role::Customer, Role::Admin]);
 
     let user = jwks
@@ -24,7 +26,7 @@ async fn a_valid_token_is_accepted_with_its_claims() {
         .unwrap();
 
     assert_eq!(user.user_id, claims.sub);
-    assert_eq!(user.email, "ada@example.com");
+    assert_eq!(user.email, claims.email);
     assert_eq!(user.roles, vec![Role::Customer, Role::Admin]);
     assert_eq!(user.expires_at, claims.exp);
     assert_eq!(user.token_id, claims.jti);
@@ -34,7 +36,7 @@ async fn a_valid_token_is_accepted_with_its_claims() {
 async fn an_expired_token_is_rejected_as_expired() {
     platform_telemetry::init_for_tests();
     let signer = TokenSigner::generate("key-1");
-    let jwks = JwksServer::start(signer.jwk_set()).await;
+    let jwks = JwksStandIn::start(signer.jwk_set()).await;
     let verifier = jwks.verifier_with(|config| config.with_leeway(Duration::from_secs(5)));
     let fresh = customer();
     let expired = Claims {
@@ -52,7 +54,7 @@ async fn an_expired_token_is_rejected_as_expired() {
 async fn a_token_whose_payload_was_tampered_with_is_rejected() {
     platform_telemetry::init_for_tests();
     let signer = TokenSigner::generate("key-1");
-    let jwks = JwksServer::start(signer.jwk_set()).await;
+    let jwks = JwksStandIn::start(signer.jwk_set()).await;
     let token = signer.sign(&customer()).unwrap();
     let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
     let mut payload: serde_json::Value = serde_json::from_slice(
@@ -73,7 +75,7 @@ async fn a_token_signed_by_another_key_under_a_published_kid_is_rejected() {
     platform_telemetry::init_for_tests();
     let published = TokenSigner::generate("key-1");
     let impostor = TokenSigner::generate("key-1");
-    let jwks = JwksServer::start(published.jwk_set()).await;
+    let jwks = JwksStandIn::start(published.jwk_set()).await;
 
     let result = jwks
         .verifier()
@@ -88,7 +90,7 @@ async fn an_unknown_kid_makes_the_verifier_refetch_and_accept_the_rotated_key() 
     platform_telemetry::init_for_tests();
     let old = TokenSigner::generate("key-old");
     let new = TokenSigner::generate("key-new");
-    let jwks = JwksServer::start(old.jwk_set()).await;
+    let jwks = JwksStandIn::start(old.jwk_set()).await;
     let verifier = jwks.verifier_with(|config| config.with_min_refresh_interval(Duration::ZERO));
     verifier
         .verify(&old.sign(&customer()).unwrap())
@@ -111,7 +113,7 @@ async fn an_unknown_kid_makes_the_verifier_refetch_and_accept_the_rotated_key() 
         .await
         .unwrap();
     assert_eq!(
-        jwks.hits(),
+        jwks.fetches(),
         3,
         "one fetch per unknown kid, none for known ones"
     );
@@ -122,7 +124,7 @@ async fn a_key_dropped_from_the_jwks_stops_verifying_after_the_next_refresh() {
     platform_telemetry::init_for_tests();
     let old = TokenSigner::generate("key-old");
     let new = TokenSigner::generate("key-new");
-    let jwks = JwksServer::start(old.jwk_set()).await;
+    let jwks = JwksStandIn::start(old.jwk_set()).await;
     let verifier = jwks.verifier();
     verifier
         .verify(&old.sign(&customer()).unwrap())
@@ -146,7 +148,7 @@ async fn a_key_dropped_from_the_jwks_stops_verifying_after_the_next_refresh() {
 async fn cached_keys_keep_verifying_while_the_jwks_server_is_down() {
     platform_telemetry::init_for_tests();
     let signer = TokenSigner::generate("key-1");
-    let mut jwks = JwksServer::start(signer.jwk_set()).await;
+    let mut jwks = JwksStandIn::start(signer.jwk_set()).await;
     let verifier = jwks.verifier_with(|config| config.with_min_refresh_interval(Duration::ZERO));
     verifier
         .verify(&signer.sign(&customer()).unwrap())
@@ -179,7 +181,7 @@ async fn cached_keys_keep_verifying_while_the_jwks_server_is_down() {
 async fn a_verifier_that_never_reached_the_jwks_server_reports_keys_unavailable() {
     platform_telemetry::init_for_tests();
     let signer = TokenSigner::generate("key-1");
-    let mut jwks = JwksServer::start(signer.jwk_set()).await;
+    let mut jwks = JwksStandIn::start(signer.jwk_set()).await;
     let verifier = jwks.verifier();
     jwks.stop().await;
 
@@ -193,7 +195,7 @@ async fn a_failed_fetch_is_retried_after_a_moment_not_after_the_full_interval() 
     platform_telemetry::init_for_tests();
     let signer = TokenSigner::generate("key-1");
     // The issuer is still starting: its key set is empty, so the first fetch fails.
-    let jwks = JwksServer::start(jwk_set(&[])).await;
+    let jwks = JwksStandIn::start(jwk_set(&[])).await;
     let verifier = jwks.verifier();
     let token = signer.sign(&customer()).unwrap();
     assert_eq!(
@@ -213,25 +215,26 @@ async fn a_failed_fetch_is_retried_after_a_moment_not_after_the_full_interval() 
         verifier.verify(&token).await.is_ok(),
         "refetched after a moment, not ten seconds"
     );
-    assert_eq!(jwks.hits(), 2);
+    assert_eq!(jwks.fetches(), 2);
 }
 
 #[tokio::test]
 async fn preloaded_keys_verify_without_any_fetch() {
     platform_telemetry::init_for_tests();
     let signer = TokenSigner::generate("key-1");
-    let jwks = JwksServer::start(jwk_set(&[])).await;
+    let jwks = JwksStandIn::start(jwk_set(&[])).await;
     let verifier = jwks.verifier();
 
     assert_eq!(verifier.preload(&signer.jwk_set()).unwrap(), 1);
+    let claims = customer();
     let user = verifier
-        .verify(&signer.sign(&customer()).unwrap())
+        .verify(&signer.sign(&claims).unwrap())
         .await
         .unwrap();
 
-    assert_eq!(user.email, "ada@example.com");
+    assert_eq!(user.email, claims.email);
     assert_eq!(
-        jwks.hits(),
+        jwks.fetches(),
         0,
         "the issuer verifies its own tokens without a round trip"
     );
@@ -245,7 +248,7 @@ async fn preloaded_keys_verify_without_any_fetch() {
 async fn a_burst_of_unknown_kids_causes_at_most_one_fetch() {
     platform_telemetry::init_for_tests();
     let signer = TokenSigner::generate("key-1");
-    let jwks = JwksServer::start(signer.jwk_set()).await;
+    let jwks = JwksStandIn::start(signer.jwk_set()).await;
     jwks.set_delay(Duration::from_millis(200));
     let verifier = jwks.verifier(); // default interval: 10 s
     let mut burst = JoinSet::new();
@@ -264,20 +267,20 @@ async fn a_burst_of_unknown_kids_causes_at_most_one_fetch() {
             .iter()
             .all(|result| *result == Err(AuthError::UnknownKey))
     );
-    assert_eq!(jwks.hits(), 1);
+    assert_eq!(jwks.fetches(), 1);
     // The one fetch did load the real key.
     verifier
         .verify(&signer.sign(&customer()).unwrap())
         .await
         .unwrap();
-    assert_eq!(jwks.hits(), 1);
+    assert_eq!(jwks.fetches(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_first_verifications_share_one_fetch() {
     platform_telemetry::init_for_tests();
     let signer = TokenSigner::generate("key-1");
-    let jwks = JwksServer::start(signer.jwk_set()).await;
+    let jwks = JwksStandIn::start(signer.jwk_set()).await;
     jwks.set_delay(Duration::from_millis(200));
     let verifier = jwks.verifier_with(|config| config.with_min_refresh_interval(Duration::ZERO));
     let mut requests = JoinSet::new();
@@ -290,7 +293,7 @@ async fn concurrent_first_verifications_share_one_fetch() {
     let results = requests.join_all().await;
 
     assert!(results.iter().all(Result::is_ok), "{results:?}");
-    assert_eq!(jwks.hits(), 1);
+    assert_eq!(jwks.fetches(), 1);
 }
 
 #[tokio::test]
@@ -298,7 +301,7 @@ async fn the_background_refresh_learns_a_rotated_key_before_a_token_needs_it() {
     platform_telemetry::init_for_tests();
     let old = TokenSigner::generate("key-old");
     let new = TokenSigner::generate("key-new");
-    let jwks = JwksServer::start(old.jwk_set()).await;
+    let jwks = JwksStandIn::start(old.jwk_set()).await;
     let verifier =
         jwks.verifier_with(|config| config.with_min_refresh_interval(Duration::from_secs(3600)));
     let refresher = verifier.spawn_refresh(Duration::from_secs(1));
@@ -325,7 +328,7 @@ async fn the_background_refresh_learns_a_rotated_key_before_a_token_needs_it() {
 async fn the_background_refresh_stops_once_the_verifier_is_dropped() {
     platform_telemetry::init_for_tests();
     let signer = TokenSigner::generate("key-1");
-    let jwks = JwksServer::start(signer.jwk_set()).await;
+    let jwks = JwksStandIn::start(signer.jwk_set()).await;
     let verifier = jwks.verifier();
     let refresher = verifier.spawn_refresh(Duration::from_secs(1));
 
@@ -341,7 +344,7 @@ async fn the_background_refresh_stops_once_the_verifier_is_dropped() {
 async fn a_token_for_another_audience_is_rejected() {
     platform_telemetry::init_for_tests();
     let signer = TokenSigner::generate("key-1");
-    let jwks = JwksServer::start(signer.jwk_set()).await;
+    let jwks = JwksStandIn::start(signer.jwk_set()).await;
     let claims = Claims {
         aud: "some-other-api".to_owned(),
         ..customer()
@@ -356,7 +359,7 @@ async fn a_token_for_another_audience_is_rejected() {
 async fn a_token_from_another_issuer_is_rejected() {
     platform_telemetry::init_for_tests();
     let signer = TokenSigner::generate("key-1");
-    let jwks = JwksServer::start(signer.jwk_set()).await;
+    let jwks = JwksStandIn::start(signer.jwk_set()).await;
     let claims = Claims {
         iss: "someone-else".to_owned(),
         ..customer()
@@ -371,7 +374,7 @@ async fn a_token_from_another_issuer_is_rejected() {
 async fn an_unsigned_token_with_alg_none_is_rejected() {
     platform_telemetry::init_for_tests();
     let signer = TokenSigner::generate("key-1");
-    let jwks = JwksServer::start(signer.jwk_set()).await;
+    let jwks = JwksStandIn::start(signer.jwk_set()).await;
     let header = json!({"alg": "none", "typ": "JWT", "kid": "key-1"});
     let payload = serde_json::to_value(customer()).unwrap();
     let token = format!("{}.{}.", b64_json(&header), b64_json(&payload));
@@ -385,7 +388,7 @@ async fn an_unsigned_token_with_alg_none_is_rejected() {
 async fn an_hs256_token_keyed_with_the_public_key_is_rejected() {
     platform_telemetry::init_for_tests();
     let signer = TokenSigner::generate("key-1");
-    let jwks = JwksServer::start(signer.jwk_set()).await;
+    let jwks = JwksStandIn::start(signer.jwk_set()).await;
     let verifier = jwks.verifier();
     let public_jwk = serde_json::to_value(signer.public_jwk()).unwrap();
     let x = public_jwk["x"].as_str().unwrap();
@@ -414,7 +417,7 @@ async fn an_rs256_token_is_accepted_with_an_rsa_key_and_refused_under_another_rs
     let private_key = EncodingKey::from_rsa_pem(fixture("rsa-test-only.pem").as_bytes()).unwrap();
     let mut jwk = Jwk::from_encoding_key(&private_key, Algorithm::RS256).unwrap();
     jwk.common.key_id = Some("rsa-1".to_owned());
-    let jwks = JwksServer::start(jsonwebtoken::jwk::JwkSet { keys: vec![jwk] }).await;
+    let jwks = JwksStandIn::start(jsonwebtoken::jwk::JwkSet { keys: vec![jwk] }).await;
     let verifier = jwks.verifier();
     let sign = |algorithm| {
         let mut header = Header::new(algorithm);
@@ -437,7 +440,7 @@ async fn a_key_loaded_from_an_openssl_pem_signs_tokens_its_public_jwk_verifies()
     // `openssl pkey -in ed25519-test-only.pem -pubout -outform DER | tail -c 32 | base64url`
     let x = serde_json::to_value(signer.public_jwk()).unwrap()["x"].clone();
     assert_eq!(x, json!("rXujJxfPti1qZTntfkuD_ASgEhFWch4PMZw-xGfNeBY"));
-    let jwks = JwksServer::start(signer.jwk_set()).await;
+    let jwks = JwksStandIn::start(signer.jwk_set()).await;
 
     let user = jwks
         .verifier()
@@ -452,7 +455,7 @@ async fn a_key_loaded_from_an_openssl_pem_signs_tokens_its_public_jwk_verifies()
 async fn a_token_without_a_kid_is_rejected_without_fetching_keys() {
     platform_telemetry::init_for_tests();
     let signer = TokenSigner::generate("key-1");
-    let jwks = JwksServer::start(signer.jwk_set()).await;
+    let jwks = JwksStandIn::start(signer.jwk_set()).await;
     let token = signer.sign(&customer()).unwrap();
     let signature = token.rsplit('.').next().unwrap();
     let payload = token.split('.').nth(1).unwrap();
@@ -464,18 +467,19 @@ async fn a_token_without_a_kid_is_rejected_without_fetching_keys() {
         .await;
 
     assert_eq!(result, Err(AuthError::Malformed));
-    assert_eq!(jwks.hits(), 0);
+    assert_eq!(jwks.fetches(), 0);
 }
 
 #[tokio::test]
 async fn keys_are_fetched_on_first_use_and_cached_by_kid() {
     platform_telemetry::init_for_tests();
     let signer = TokenSigner::generate("key-1");
-    let jwks = JwksServer::start(signer.jwk_set()).await;
+    let jwks = JwksStandIn::start(signer.jwk_set()).await;
     let verifier = jwks.verifier();
 
-    assert_eq!(verifier.config().issuer, ISSUER);
-    assert_eq!(verifier.config().audience, AUDIENCE);
+    let expected = platform_config::JwtSettings::default();
+    assert_eq!(verifier.config().issuer, expected.issuer);
+    assert_eq!(verifier.config().audience, expected.audience);
     assert!(verifier.cached_kids().is_empty());
     verifier
         .verify(&signer.sign(&customer()).unwrap())
