@@ -2,11 +2,11 @@
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, expected_problem, problem};
+use crate::helpers::{expected_problem, problem, spawn_app};
 
 #[tokio::test]
 async fn every_api_error_kind_renders_as_problem_json_with_its_status_and_detail() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let cases = [
         ("bad_request", 400, "Bad Request", "the cursor is malformed"),
         ("unauthorized", 401, "Unauthorized", "the token has expired"),
@@ -58,7 +58,7 @@ async fn every_api_error_kind_renders_as_problem_json_with_its_status_and_detail
 
 #[tokio::test]
 async fn unauthorized_tells_the_client_to_send_a_bearer_token() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let response = app.get("/errors/unauthorized").await;
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     problem(response, 401).await;
@@ -66,7 +66,7 @@ async fn unauthorized_tells_the_client_to_send_a_bearer_token() {
 
 #[tokio::test]
 async fn too_many_requests_says_when_to_retry() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let response = app.get("/errors/too_many_requests").await;
     assert_eq!(response.headers()["retry-after"], "30");
     problem(response, 429).await;
@@ -74,7 +74,7 @@ async fn too_many_requests_says_when_to_retry() {
 
 #[tokio::test]
 async fn a_validation_error_lists_each_invalid_field() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let body = problem(app.get("/errors/validation").await, 422).await;
     assert_eq!(
         body,
@@ -93,7 +93,7 @@ async fn a_validation_error_lists_each_invalid_field() {
 
 #[tokio::test]
 async fn an_internal_error_is_an_opaque_500_that_does_not_leak_its_cause() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let response = app.get("/boom").await;
     let request_id = response.headers()["x-request-id"]
         .to_str()
@@ -128,7 +128,7 @@ async fn an_internal_error_is_an_opaque_500_that_does_not_leak_its_cause() {
 
 #[tokio::test]
 async fn a_handler_answering_a_bare_status_gets_a_problem_body_for_it() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let body = problem(app.get("/bare/503").await, 503).await;
     assert_eq!(
         body,
@@ -147,7 +147,7 @@ async fn a_handler_answering_a_bare_status_gets_a_problem_body_for_it() {
 
 #[tokio::test]
 async fn a_plain_text_client_error_becomes_a_problem_with_the_text_as_detail() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let body = problem(app.get("/text-error/409").await, 409).await;
     assert_eq!(
         body,
@@ -161,7 +161,7 @@ async fn a_plain_text_client_error_becomes_a_problem_with_the_text_as_detail() {
 
 #[tokio::test]
 async fn a_plain_text_server_error_becomes_an_opaque_problem_and_its_text_is_not_sent() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let response = app.get("/text-error/500").await;
     assert_eq!(
         response.headers()["content-type"],

@@ -2,11 +2,11 @@
 
 use serde_json::json;
 
-use crate::helpers::{TestApp, expected_problem, post_chunked, problem};
+use crate::helpers::{expected_problem, post_chunked, problem, spawn_app};
 
 #[tokio::test]
 async fn a_well_formed_order_is_accepted() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let response = app
         .post_json(
             "/orders",
@@ -24,7 +24,7 @@ async fn a_well_formed_order_is_accepted() {
 
 #[tokio::test]
 async fn malformed_json_is_a_400_that_says_where() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let body = problem(
         app.post_json("/orders", "{\"customer\": \"ada\",\n \"items\": [}")
             .await,
@@ -43,7 +43,7 @@ async fn malformed_json_is_a_400_that_says_where() {
 
 #[tokio::test]
 async fn a_body_without_a_content_type_is_a_415() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let response = app
         .client
         .post(app.url("/orders"))
@@ -61,7 +61,7 @@ async fn a_body_without_a_content_type_is_a_415() {
 
 #[tokio::test]
 async fn a_body_with_a_non_json_content_type_is_a_415_naming_it() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let response = app
         .client
         .post(app.url("/orders"))
@@ -80,7 +80,7 @@ async fn a_body_with_a_non_json_content_type_is_a_415_naming_it() {
 
 #[tokio::test]
 async fn a_field_of_the_wrong_type_is_a_422_naming_its_nested_path() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let body = problem(
         app.post_json(
             "/orders",
@@ -104,7 +104,7 @@ async fn a_field_of_the_wrong_type_is_a_422_naming_its_nested_path() {
 
 #[tokio::test]
 async fn a_missing_field_is_a_422_naming_the_field_itself() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let body = problem(
         app.post_json(
             "/orders",
@@ -122,7 +122,7 @@ async fn a_missing_field_is_a_422_naming_the_field_itself() {
 
 #[tokio::test]
 async fn an_unknown_enum_variant_is_a_422_listing_the_known_ones() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let body = problem(
         app.post_json(
             "/orders",
@@ -143,7 +143,7 @@ async fn an_unknown_enum_variant_is_a_422_listing_the_known_ones() {
 
 #[tokio::test]
 async fn a_body_over_the_limit_with_a_content_length_is_a_413() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let oversized = format!(r#"{{"customer":"{}"}}"#, "a".repeat(5000));
     let length = oversized.len();
     let body = problem(app.post_json("/orders", oversized).await, 413).await;
@@ -159,7 +159,7 @@ async fn a_body_over_the_limit_with_a_content_length_is_a_413() {
 
 #[tokio::test]
 async fn a_chunked_body_over_the_limit_is_a_413() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let chunks = vec![vec![b' '; 2048]; 3];
     let response = post_chunked(app.addr, "/orders", "application/json", &chunks).await;
     assert_eq!(response.status, 413);
@@ -180,7 +180,7 @@ async fn a_chunked_body_over_the_limit_is_a_413() {
 
 #[tokio::test]
 async fn a_chunked_body_within_the_limit_is_read_whole() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let chunks = vec![
         br#"{"customer":"ada","priority":"standard","#.to_vec(),
         br#""items":[{"sku":"a","quantity":4}]}"#.to_vec(),
@@ -191,7 +191,7 @@ async fn a_chunked_body_within_the_limit_is_read_whole() {
 
 #[tokio::test]
 async fn axum_extractors_rejecting_an_oversized_chunked_body_also_answer_a_problem() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let chunks = vec![vec![b'x'; 2048]; 3];
     let response = post_chunked(app.addr, "/echo", "text/plain", &chunks).await;
     assert_eq!(response.status, 413);
@@ -210,7 +210,7 @@ async fn axum_extractors_rejecting_an_oversized_chunked_body_also_answer_a_probl
 
 #[tokio::test]
 async fn a_malformed_uuid_in_the_path_is_a_400_naming_the_parameter() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let body = problem(app.get("/orders/not-a-uuid").await, 400).await;
     assert_eq!(body["title"], "Bad Request");
     let detail = body["detail"].as_str().unwrap();
@@ -224,7 +224,7 @@ async fn a_malformed_uuid_in_the_path_is_a_400_naming_the_parameter() {
 
 #[tokio::test]
 async fn a_bad_second_path_parameter_is_named() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let id = uuid::Uuid::now_v7();
     let body = problem(app.get(&format!("/orders/{id}/lines/first")).await, 400).await;
     assert_eq!(
@@ -237,7 +237,7 @@ async fn a_bad_second_path_parameter_is_named() {
 
 #[tokio::test]
 async fn a_query_parameter_of_the_wrong_type_is_a_400_naming_it() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let body = problem(app.get("/search?q=shoes&limit=ten").await, 400).await;
     assert_eq!(
         body,
@@ -251,7 +251,7 @@ async fn a_query_parameter_of_the_wrong_type_is_a_400_naming_it() {
 
 #[tokio::test]
 async fn a_missing_query_parameter_is_a_400_naming_it() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let body = problem(app.get("/search?q=shoes").await, 400).await;
     assert_eq!(body["detail"], "query parameter `limit` is required");
     let response = app.get("/search?q=shoes&limit=10").await;

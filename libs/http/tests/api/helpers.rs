@@ -11,9 +11,9 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use platform_http::openapi::{openapi_router, with_common_components};
 use platform_http::{
-    ApiError, FieldError, HttpConfig, Json, PROBLEM_JSON, Path, Query, RequestId,
-    with_standard_layers,
+    ApiError, FieldError, HttpConfig, Json, Path, Query, RequestId, with_standard_layers,
 };
+use platform_testkit::service::{assert_problem, http_client};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -39,38 +39,40 @@ pub struct TestApp {
     pub server: JoinHandle<std::io::Result<()>>,
 }
 
+/// The test service with [`test_config`], draining for up to 5 s on shutdown.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(&test_config(), Duration::from_secs(5)).await
+}
+
+/// The test service with these limits and drain timeout.
+pub async fn spawn_app_with(config: &HttpConfig, drain_timeout: Duration) -> TestApp {
+    platform_telemetry::init_for_tests();
+    let slow_started = Arc::new(Notify::new());
+    let router = with_standard_layers(routes(), config).with_state(AppState {
+        slow_started: slow_started.clone(),
+    });
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let server = tokio::spawn(platform_http::serve(
+        listener,
+        router,
+        async move {
+            let _ = shutdown_rx.await;
+        },
+        drain_timeout,
+    ));
+    TestApp {
+        addr,
+        client: http_client(),
+        slow_started,
+        shutdown: Some(shutdown_tx),
+        server,
+    }
+}
+
 impl TestApp {
-    pub async fn spawn() -> Self {
-        Self::spawn_with(&test_config(), Duration::from_secs(5)).await
-    }
-
-    pub async fn spawn_with(config: &HttpConfig, drain_timeout: Duration) -> Self {
-        platform_telemetry::init_for_tests();
-        let slow_started = Arc::new(Notify::new());
-        let router = with_standard_layers(routes(), config).with_state(AppState {
-            slow_started: slow_started.clone(),
-        });
-
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-        let server = tokio::spawn(platform_http::serve(
-            listener,
-            router,
-            async move {
-                let _ = shutdown_rx.await;
-            },
-            drain_timeout,
-        ));
-        Self {
-            addr,
-            client: client(),
-            slow_started,
-            shutdown: Some(shutdown_tx),
-            server,
-        }
-    }
-
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
@@ -98,24 +100,10 @@ impl TestApp {
     }
 }
 
-/// A client for plain HTTP to the test server (no proxy from the environment).
-pub fn client() -> reqwest::Client {
-    platform_http::install_crypto_provider();
-    reqwest::Client::builder().no_proxy().build().unwrap()
-}
-
-/// Asserts the response is problem+json with `status`, and returns its body.
+/// Asserts the response is a problem with `status` (see [`assert_problem`]), and returns its
+/// body.
 pub async fn problem(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status().as_u16(), status, "status");
-    assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap()),
-        Some(PROBLEM_JSON),
-        "content type of a {status}"
-    );
-    response.json().await.unwrap()
+    assert_problem(response, StatusCode::from_u16(status).unwrap(), "").await
 }
 
 /// A problem body as the platform writes it, without `errors`.

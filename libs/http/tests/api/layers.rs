@@ -2,11 +2,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{TestApp, expected_problem, problem};
+use crate::helpers::{expected_problem, problem, spawn_app};
 
 #[tokio::test]
 async fn an_unknown_route_is_a_404_problem_naming_method_and_path() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let response = app
         .client
         .delete(app.url("/no/such/thing?x=1"))
@@ -23,7 +23,7 @@ async fn an_unknown_route_is_a_404_problem_naming_method_and_path() {
 
 #[tokio::test]
 async fn a_wrong_method_is_a_405_problem_that_keeps_the_allow_header() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let response = app.client.put(app.url("/orders")).send().await.unwrap();
     assert_eq!(response.headers()["allow"], "POST");
     let body = problem(response, 405).await;
@@ -39,7 +39,7 @@ async fn a_wrong_method_is_a_405_problem_that_keeps_the_allow_header() {
 
 #[tokio::test]
 async fn a_request_slower_than_the_timeout_is_abandoned_with_a_503_problem() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let started = Instant::now();
     let response = app.get("/slow?ms=10000").await;
     let elapsed = started.elapsed();
@@ -60,7 +60,7 @@ async fn a_request_slower_than_the_timeout_is_abandoned_with_a_503_problem() {
 
 #[tokio::test]
 async fn a_request_within_the_timeout_is_served() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let response = app.get("/slow?ms=10").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "slept 10 ms");
@@ -68,7 +68,7 @@ async fn a_request_within_the_timeout_is_served() {
 
 #[tokio::test]
 async fn requests_are_counted_by_route_template_including_timed_out_ones() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let id = uuid::Uuid::now_v7();
     assert_eq!(app.get(&format!("/orders/{id}")).await.status(), 200);
     assert_eq!(app.get("/slow?ms=5000").await.status(), 503);

@@ -5,7 +5,7 @@ use std::time::Duration;
 use opentelemetry::trace::{SpanKind, Status};
 use platform_telemetry::testing::finished_spans;
 
-use crate::helpers::TestApp;
+use crate::helpers::spawn_app;
 
 /// A W3C trace id and span id, fresh for each test so the spans can be told apart.
 fn caller_context() -> (String, String) {
@@ -27,7 +27,7 @@ async fn eventually<T>(mut find: impl FnMut() -> Option<T>) -> T {
 
 #[tokio::test]
 async fn the_request_span_is_a_server_span_named_after_the_route_and_parented_on_the_caller() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let (trace_id, parent_id) = caller_context();
     let id = uuid::Uuid::now_v7();
     let response = app
@@ -75,7 +75,7 @@ async fn the_request_span_is_a_server_span_named_after_the_route_and_parented_on
 
 #[tokio::test]
 async fn an_internal_error_is_logged_once_with_its_cause_chain_inside_the_request_span() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let (trace_id, parent_id) = caller_context();
     let response = app
         .client
@@ -132,7 +132,7 @@ async fn an_internal_error_is_logged_once_with_its_cause_chain_inside_the_reques
 
 #[tokio::test]
 async fn an_unmatched_request_gets_a_span_named_after_its_method_only() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let (trace_id, parent_id) = caller_context();
     let response = app
         .client
@@ -159,7 +159,7 @@ async fn an_unmatched_request_gets_a_span_named_after_its_method_only() {
 
 #[tokio::test]
 async fn the_text_of_a_plain_text_server_error_is_logged_as_its_cause() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let (trace_id, parent_id) = caller_context();
     let response = app
         .client

@@ -1,10 +1,10 @@
 //! `GET /openapi.json`.
 
-use crate::helpers::TestApp;
+use crate::helpers::spawn_app;
 
 #[tokio::test]
 async fn the_openapi_document_is_served_with_the_common_components() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let response = app.get("/openapi.json").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/json");

@@ -1,10 +1,10 @@
 //! `x-request-id`.
 
-use crate::helpers::{TestApp, problem};
+use crate::helpers::{problem, spawn_app};
 
 #[tokio::test]
 async fn a_request_id_is_generated_when_the_client_sends_none() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let response = app.get("/request-id").await;
     let header = response.headers()["x-request-id"]
         .to_str()
@@ -21,7 +21,7 @@ async fn a_request_id_is_generated_when_the_client_sends_none() {
 
 #[tokio::test]
 async fn a_sane_client_request_id_is_echoed_and_given_to_handlers() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let response = app
         .client
         .get(app.url("/request-id"))
@@ -35,7 +35,7 @@ async fn a_sane_client_request_id_is_echoed_and_given_to_handlers() {
 
 #[tokio::test]
 async fn an_overlong_or_spaced_client_request_id_is_replaced() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     for sent in ["x".repeat(129), "two words".to_owned()] {
         let response = app
             .client
@@ -55,7 +55,7 @@ async fn an_overlong_or_spaced_client_request_id_is_replaced() {
 
 #[tokio::test]
 async fn error_responses_carry_the_request_id_too() {
-    let app = TestApp::spawn().await;
+    let app = spawn_app().await;
     let response = app
         .client
         .get(app.url("/errors/conflict"))

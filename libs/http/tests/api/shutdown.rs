@@ -2,11 +2,13 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helpers::{TestApp, client, test_config};
+use platform_testkit::service::http_client;
+
+use crate::helpers::{spawn_app, spawn_app_with, test_config};
 
 #[tokio::test]
 async fn an_in_flight_request_completes_after_shutdown_while_new_connections_are_refused() {
-    let mut app = TestApp::spawn().await;
+    let mut app = spawn_app().await;
     let slow = tokio::spawn({
         let client = app.client.clone();
         let url = app.url("/slow?ms=600");
@@ -19,7 +21,7 @@ async fn an_in_flight_request_completes_after_shutdown_while_new_connections_are
     // The listener closes shortly after the signal; from then on connections are refused.
     let deadline = Instant::now() + Duration::from_millis(500);
     loop {
-        match client().get(app.url("/request-id")).send().await {
+        match http_client().get(app.url("/request-id")).send().await {
             Err(error) if error.is_connect() => break,
             _ if Instant::now() > deadline => panic!("still accepting connections after shutdown"),
             _ => tokio::time::sleep(Duration::from_millis(10)).await,
@@ -45,7 +47,7 @@ async fn serving_stops_waiting_for_requests_still_running_at_the_drain_deadline(
         request_timeout: Duration::from_secs(30),
         ..test_config()
     };
-    let mut app = TestApp::spawn_with(&config, Duration::from_millis(200)).await;
+    let mut app = spawn_app_with(&config, Duration::from_millis(200)).await;
     let slow = tokio::spawn({
         let client = app.client.clone();
         let url = app.url("/slow?ms=20000");
