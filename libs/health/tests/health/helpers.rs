@@ -98,48 +98,48 @@ pub struct TestApp {
     shutdown: CancellationToken,
 }
 
-impl TestApp {
-    /// Serves `health.router()` merged into an application router with state of its own, on
-    /// `127.0.0.1:0`.
-    pub async fn spawn(health: &Health) -> anyhow::Result<Self> {
-        #[derive(Clone)]
-        struct AppState {
-            greeting: &'static str,
-        }
-
-        platform_telemetry::init_for_tests();
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let app = axum::Router::new()
-            .route(
-                "/hello",
-                axum::routing::get(
-                    |axum::extract::State(state): axum::extract::State<AppState>| async move {
-                        state.greeting
-                    },
-                ),
-            )
-            .merge(health.router())
-            .with_state(AppState { greeting: "hello" });
-
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let address = listener.local_addr()?;
-        let shutdown = CancellationToken::new();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await
-        });
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()?;
-        Ok(Self {
-            address,
-            client,
-            shutdown,
-        })
+/// Serves `health.router()` merged into an application router with state of its own, on
+/// `127.0.0.1:0`.
+pub async fn spawn_app(health: &Health) -> anyhow::Result<TestApp> {
+    #[derive(Clone)]
+    struct AppState {
+        greeting: &'static str,
     }
 
+    platform_telemetry::init_for_tests();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let app = axum::Router::new()
+        .route(
+            "/hello",
+            axum::routing::get(
+                |axum::extract::State(state): axum::extract::State<AppState>| async move {
+                    state.greeting
+                },
+            ),
+        )
+        .merge(health.router())
+        .with_state(AppState { greeting: "hello" });
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+    });
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    Ok(TestApp {
+        address,
+        client,
+        shutdown,
+    })
+}
+
+impl TestApp {
     /// `GET path`: the status and the JSON body.
     pub async fn get(&self, path: &str) -> anyhow::Result<(StatusCode, Value)> {
         let response = self

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use platform_health::{Health, check_fn};
 use reqwest::StatusCode;
 
-use crate::helpers::TestApp;
+use crate::helpers::spawn_app;
 
 #[tokio::test]
 async fn liveness_answers_live_without_running_any_check() -> anyhow::Result<()> {
@@ -14,7 +14,7 @@ async fn liveness_answers_live_without_running_any_check() -> anyhow::Result<()>
         counted.fetch_add(1, Ordering::SeqCst);
         std::future::pending()
     }));
-    let app = TestApp::spawn(&health).await?;
+    let app = spawn_app(&health).await?;
 
     let response = app
         .client
@@ -36,7 +36,7 @@ async fn liveness_answers_live_without_running_any_check() -> anyhow::Result<()>
 
 #[tokio::test]
 async fn the_health_routes_sit_beside_the_service_routes_and_state() -> anyhow::Result<()> {
-    let app = TestApp::spawn(&Health::new()).await?;
+    let app = spawn_app(&Health::new()).await?;
 
     let hello = app
         .client
@@ -55,7 +55,7 @@ async fn the_health_routes_sit_beside_the_service_routes_and_state() -> anyhow::
 #[tokio::test]
 async fn readiness_is_not_cached_by_anything_between_the_prober_and_the_service()
 -> anyhow::Result<()> {
-    let app = TestApp::spawn(&Health::new()).await?;
+    let app = spawn_app(&Health::new()).await?;
 
     let response = app
         .client

@@ -6,7 +6,7 @@ use reqwest::StatusCode;
 use sqlx::postgres::PgPoolOptions;
 use tokio::net::TcpListener;
 
-use crate::helpers::{TestApp, check};
+use crate::helpers::{check, spawn_app};
 
 /// A dependency that never answers.
 struct Hangs;
@@ -30,7 +30,7 @@ async fn a_check_that_hangs_is_reported_down_within_about_the_timeout() -> anyho
         .with_timeout(Duration::from_millis(300))
         .with_check(Hangs)
         .with_check(check_fn("fine", || async { Ok(()) }));
-    let app = TestApp::spawn(&health).await?;
+    let app = spawn_app(&health).await?;
 
     let started = Instant::now();
     let (status, body) = app.ready().await?;
@@ -70,7 +70,7 @@ async fn a_postgres_that_accepts_connections_but_never_answers_is_down_after_the
     // sqlx's default acquire timeout (30 s): only the check's own timeout can end the wait.
     let pool = PgPoolOptions::new()
         .connect_lazy(&format!("postgres://postgres:postgres@{address}/postgres"))?;
-    let app = TestApp::spawn(&Health::new().with_check(PostgresCheck::new(pool))).await?;
+    let app = spawn_app(&Health::new().with_check(PostgresCheck::new(pool))).await?;
 
     let started = Instant::now();
     let (status, body) = app.ready().await?;
@@ -107,7 +107,7 @@ async fn checks_run_concurrently_so_each_gets_the_whole_timeout() -> anyhow::Res
         .with_timeout(Duration::from_secs(5))
         .with_check(waits_for_other("first"))
         .with_check(waits_for_other("second"));
-    let app = TestApp::spawn(&health).await?;
+    let app = spawn_app(&health).await?;
 
     let (status, body) = app.ready().await?;
 
