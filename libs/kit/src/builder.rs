@@ -57,7 +57,7 @@ impl Kit {
             entry,
             common: common.clone(),
             namespace,
-            health: Health::new().with_check(NatsCheck::new(nats.clone())),
+            health: Health::new(),
             nats,
             credentials,
             background: Vec::new(),
@@ -97,7 +97,7 @@ impl Kit {
             .with_context(|| self.variable("JWT__JWKS_URL"))
     }
 
-    /// Adds a readiness check (beside the stores' and NATS', which the kit adds itself).
+    /// Adds a readiness check (beside the store's and NATS', which the kit adds itself).
     pub fn check(&mut self, check: impl HealthCheck + 'static) -> &mut Self {
         self.health = std::mem::take(&mut self.health).with_check(check);
         self
@@ -111,18 +111,8 @@ impl Kit {
         settings: &DatabaseSettings,
         migrations: &sqlx::migrate::Migrator,
     ) -> anyhow::Result<PgPool> {
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .max_connections(settings.max_connections)
-            // Short, so readiness reports a database outage within its own timeout.
-            .acquire_timeout(Duration::from_secs(1))
-            .connect(settings.url.expose())
-            .await
-            .with_context(|| format!("connecting to PostgreSQL ({})", self.variable("DATABASE__URL")))?;
-        migrations
-            .run(&pool)
-            .await
-            .context("running the service's migrations")?;
-        platform_events::outbox::postgres::migrate(&pool).await?;
+        let pool =
+            connect_postgres(settings, migrations, &self.variable("DATABASE__URL")).await?;
         self.check(PostgresCheck::new(pool.clone()));
         Ok(pool)
     }
@@ -290,10 +280,35 @@ impl Kit {
             http_config: HttpConfig::from(http),
             api,
             openapi,
-            health: self.health,
+            // The store first, then the event bus, then whatever the service added.
+            health: self.health.with_check(NatsCheck::new(self.nats)),
             grpc,
             background: self.background,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
         })
     }
+}
+
+/// Connects to a service's PostgreSQL database and brings its schema up to date: the service's
+/// own migrations, then the outbox and inbox tables of the events library. `variable` names
+/// the setting, for the error message. (What [`Kit::postgres`] does, for commands that run
+/// without serving.)
+pub async fn connect_postgres(
+    settings: &DatabaseSettings,
+    migrations: &sqlx::migrate::Migrator,
+    variable: &str,
+) -> anyhow::Result<PgPool> {
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        // Short, so readiness reports a database outage within its own timeout.
+        .acquire_timeout(Duration::from_secs(1))
+        .connect(settings.url.expose())
+        .await
+        .with_context(|| format!("connecting to PostgreSQL ({variable})"))?;
+    migrations
+        .run(&pool)
+        .await
+        .context("running the service's migrations")?;
+    platform_events::outbox::postgres::migrate(&pool).await?;
+    Ok(pool)
 }

@@ -35,7 +35,8 @@ pub mod downstream;
 mod run;
 mod server;
 
-pub use builder::Kit;
+pub use builder::{Kit, connect_postgres};
 pub use platform_config::{CommonSettings, Settings};
+pub use platform_registry as registry;
 pub use run::{main, run_main};
 pub use server::{Application, DEFAULT_DRAIN_TIMEOUT};

@@ -2,14 +2,16 @@
 
 use std::str::FromStr as _;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, SubsecRound as _, Utc};
 use platform_auth::{Claims, Role, TokenSigner};
-use platform_events::contracts::UserRegistered;
+use platform_contracts::UserRegistered;
 use platform_events::{Envelope, Namespace};
 use platform_http::{ApiError, FieldError};
 use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::TokenSettings;
@@ -19,7 +21,7 @@ use crate::store::{self, Inserted, RefreshTokenRow, UserRow};
 use crate::tokens::{hash_refresh_token, looks_like_refresh_token, new_refresh_token};
 
 /// The `source` of the events this service emits.
-pub const SOURCE: &str = "user-service";
+pub const SOURCE: &str = crate::SERVICE_NAME;
 
 /// An account, as the rest of the service sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -425,6 +427,25 @@ impl Accounts {
         store::purge_expired_refresh_tokens(&self.pool)
             .await
             .context("purging expired refresh tokens")
+    }
+
+    /// Purges expired refresh tokens every hour until `stop`.
+    pub async fn purge_expired_tokens_hourly(self, stop: CancellationToken) {
+        let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = hourly.tick() => {}
+            }
+            match self.purge_expired_tokens().await {
+                Ok(0) => {}
+                Ok(purged) => tracing::info!(purged, "purged expired refresh tokens"),
+                Err(error) => tracing::warn!(
+                    error = format!("{error:#}"),
+                    "purging refresh tokens failed"
+                ),
+            }
+        }
     }
 
     /// Signs an access token and stores a new refresh token of `family_id`, in `tx`.

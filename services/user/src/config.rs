@@ -1,55 +1,33 @@
-//! The service's configuration: defaults here, overridden by `USER_SERVICE__...` variables.
+//! The service's own settings, beside the kit's common ones (HTTP, gRPC, NATS, JWT, service
+//! credential, telemetry): defaults here, overridden by `USER_SERVICE__...` variables.
 
 use std::time::Duration;
 
-use platform_config::{
-    DatabaseSettings, GrpcSettings, HttpSettings, NatsSettings, Secret, ServiceAuthSettings,
-};
+use platform_config::{DatabaseSettings, Secret};
 use serde::Deserialize;
 
-/// The prefix of every variable, e.g. `USER_SERVICE__DATABASE__URL`.
-pub const ENV_PREFIX: &str = "USER_SERVICE";
+/// The kit's common settings and the service's own.
+pub type Settings = platform_kit::Settings<Config>;
 
-/// Everything the service reads at start-up.
+/// What only the user service reads at start-up.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Config {
-    /// The HTTP API.
-    #[serde(default)]
-    pub http: HttpSettings,
-    /// The internal gRPC API.
-    #[serde(default)]
-    pub grpc: GrpcSettings,
     /// The service's own PostgreSQL database (required).
     pub database: DatabaseSettings,
-    /// The event bus.
-    #[serde(default)]
-    pub nats: NatsSettings,
     /// Access and refresh tokens.
     #[serde(default)]
     pub tokens: TokenSettings,
-    /// The credential other services present on internal gRPC calls.
-    #[serde(default)]
-    pub service_auth: ServiceAuthSettings,
     /// An administrator account to create (or promote) at start-up, if set.
     #[serde(default)]
     pub bootstrap_admin: Option<BootstrapAdmin>,
 }
 
 impl Config {
-    /// Reads the configuration from the environment.
-    pub fn from_env() -> Result<Self, platform_config::ConfigError> {
-        platform_config::load(ENV_PREFIX)
-    }
-
     /// Defaults for everything but the database.
     pub fn with_database(url: impl Into<String>) -> Self {
         Self {
-            http: HttpSettings::default(),
-            grpc: GrpcSettings::default(),
             database: DatabaseSettings::new(url),
-            nats: NatsSettings::default(),
             tokens: TokenSettings::default(),
-            service_auth: ServiceAuthSettings::default(),
             bootstrap_admin: None,
         }
     }
@@ -113,9 +91,9 @@ pub struct BootstrapAdmin {
 mod tests {
     use super::*;
 
-    fn load(vars: &[(&str, &str)]) -> Result<Config, platform_config::ConfigError> {
-        platform_config::load_from(
-            ENV_PREFIX,
+    fn load(vars: &[(&str, &str)]) -> Result<Settings, platform_config::ConfigError> {
+        Settings::load_from(
+            "USER_SERVICE",
             vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         )
     }
@@ -130,10 +108,11 @@ mod tests {
         assert!(error.contains("USER_SERVICE__DATABASE__URL"), "{error}");
 
         let config = load(&[("USER_SERVICE__DATABASE__URL", "postgres://u:p@db/users")]).unwrap();
-        assert_eq!(config.http.port_or(crate::DEFAULT_HTTP_PORT), 8081);
-        assert_eq!(config.grpc.port_or(crate::DEFAULT_GRPC_PORT), 9081);
-        assert_eq!(config.tokens.access_ttl(), Duration::from_secs(900));
-        assert!(config.bootstrap_admin.is_none());
+        let entry = platform_kit::registry::service(crate::SERVICE_NAME);
+        assert_eq!(entry.env_prefix, "USER_SERVICE");
+        assert_eq!((entry.http_port, entry.grpc_port), (8081, Some(9081)));
+        assert_eq!(config.own.tokens.access_ttl(), Duration::from_secs(900));
+        assert!(config.own.bootstrap_admin.is_none());
         assert!(
             !format!("{config:?}").contains("u:p@db"),
             "the URL is a secret"

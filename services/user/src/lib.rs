@@ -1,9 +1,8 @@
 //! The user service: accounts, credentials, refresh tokens and roles; serves the JWKS other
 //! services verify access tokens with, and `GetUser` over gRPC.
 //!
-//! [`Application::build`] binds the listeners (port 0 in tests), and
-//! [`Application::run_until_stopped`] serves until shutdown; `main.rs` only wires
-//! configuration and telemetry to them.
+//! [`build`] assembles it on the service kit and binds its listeners (port 0 in tests);
+//! [`platform_kit::Application::run_until_stopped`] serves until shutdown.
 
 pub mod accounts;
 mod app;
@@ -15,11 +14,10 @@ mod password;
 mod store;
 mod tokens;
 
-pub use app::{Application, SERVICE_NAME, create_admin};
-pub use config::Config;
+pub use app::{build, create_admin};
+pub use config::{Config, Settings};
 
-/// Default port of the HTTP API.
-pub const DEFAULT_HTTP_PORT: u16 = 8081;
-
-/// Default port of the internal gRPC API.
-pub const DEFAULT_GRPC_PORT: u16 = 9081;
+/// The service's name: its entry in `services.toml` (variables, ports, store), the `source` of
+/// its events, its name in logs and traces, and the audience of the credentials other services
+/// present to it.
+pub const SERVICE_NAME: &str = "user-service";

@@ -4,7 +4,7 @@ use std::io::BufRead as _;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use user_service::{Application, Config, SERVICE_NAME};
+use user_service::{SERVICE_NAME, Settings};
 
 /// The user service. Configuration comes from `USER_SERVICE__...` environment variables.
 #[derive(Parser)]
@@ -36,21 +36,22 @@ async fn main() -> ExitCode {
         print!("{}", platform_auth::TokenSigner::generate_pkcs8_pem());
         return ExitCode::SUCCESS;
     }
-    platform_server::run_main(SERVICE_NAME, Config::from_env(), |config| async move {
+    let prefix = &platform_kit::registry::service(SERVICE_NAME).env_prefix;
+    platform_kit::run_main(SERVICE_NAME, Settings::load(prefix), |settings| async move {
         match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(config).await,
-            Command::CreateAdmin { email } => create_admin(&config, &email).await,
+            Command::Serve => serve(settings).await,
+            Command::CreateAdmin { email } => create_admin(&settings, &email).await,
             Command::GenerateSigningKey => unreachable!("handled before configuration is read"),
         }
     })
     .await
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let application = Application::build(config).await?;
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let application = user_service::build(settings).await?;
     tracing::info!(
         http = %application.http_addr(),
-        grpc = %application.grpc_addr(),
+        grpc = ?application.grpc_addr(),
         "listening"
     );
     application
@@ -58,11 +59,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .await
 }
 
-async fn create_admin(config: &Config, email: &str) -> anyhow::Result<()> {
+async fn create_admin(settings: &Settings, email: &str) -> anyhow::Result<()> {
     let mut password = String::new();
     std::io::stdin().lock().read_line(&mut password)?;
     let password = password.trim_end_matches(['\r', '\n']);
-    let (user, created) = user_service::create_admin(config, email, password).await?;
+    let (user, created) = user_service::create_admin(settings, email, password).await?;
     if created {
         println!("created administrator {} ({})", user.email, user.id);
     } else {

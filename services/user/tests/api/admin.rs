@@ -15,7 +15,7 @@ use user_service::config::BootstrapAdmin;
 async fn a_bootstrap_admin_from_configuration_logs_in_with_the_admin_role() {
     let email = format!("{}@example.com", unique_name("root"));
     let app = spawn_app_with(|config| {
-        config.bootstrap_admin = Some(BootstrapAdmin {
+        config.own.bootstrap_admin = Some(BootstrapAdmin {
             email: email.clone(),
             password: Secret::new(PASSWORD),
         });
@@ -31,14 +31,14 @@ async fn a_bootstrap_admin_from_configuration_logs_in_with_the_admin_role() {
 async fn bootstrapping_an_existing_account_promotes_it_and_keeps_its_password() {
     let first = spawn_app().await;
     let email = first.registered().await;
-    let database = first.config.database.clone();
-    let nats = first.config.nats.clone();
+    let database = first.config.own.database.clone();
+    let nats = first.config.common.nats.clone();
     first.stop().await;
 
     let restarted = spawn_app_with(|config| {
-        config.database = database;
-        config.nats = nats;
-        config.bootstrap_admin = Some(BootstrapAdmin {
+        config.own.database = database;
+        config.common.nats = nats;
+        config.own.bootstrap_admin = Some(BootstrapAdmin {
             email: email.clone(),
             password: Secret::new("this password is ignored"),
         });
@@ -60,8 +60,8 @@ async fn the_create_admin_command_creates_an_administrator() {
     let email = format!("{}@example.com", unique_name("ops"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_user-service"))
         .args(["create-admin", "--email", &email])
-        .env("USER_SERVICE__DATABASE__URL", config.database.url.expose())
-        .env("USER_SERVICE__NATS__URL", &config.nats.url)
+        .env("USER_SERVICE__DATABASE__URL", config.own.database.url.expose())
+        .env("USER_SERVICE__NATS__URL", &config.common.nats.url)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -77,7 +77,7 @@ async fn the_create_admin_command_creates_an_administrator() {
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("created administrator"));
 
-    let app = spawn_app_with(|c| c.database = config.database.clone()).await;
+    let app = spawn_app_with(|c| c.own.database = config.own.database.clone()).await;
     let tokens = app.tokens(&email).await;
     let user = app.verifier().verify(&tokens.access_token).await.unwrap();
     assert!(user.roles.contains(&Role::Admin));

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use user_service::http::TokenResponse;
-use user_service::{Application, Config};
+use user_service::{Config, Settings};
 
 /// The shared secret of service credentials in tests.
 pub const SERVICE_SECRET: &str = "test-service-secret-at-least-32-bytes-long";
@@ -26,7 +26,7 @@ pub struct TestApp {
     pub grpc_address: String,
     pub http: reqwest::Client,
     pub pool: PgPool,
-    pub config: Config,
+    pub config: Settings,
     /// The service's own signing key (the test configured it), to mint tokens by hand.
     pub signer: TokenSigner,
     pub namespace: Namespace,
@@ -40,42 +40,42 @@ pub async fn spawn_app() -> TestApp {
 }
 
 /// The configuration a test app runs with, before `customise`.
-pub async fn test_config() -> (Config, String) {
+pub async fn test_config() -> (Settings, String) {
     platform_telemetry::init_for_tests();
     platform_http::install_crypto_provider();
     let db = fresh_pg_database().await.unwrap();
-    let mut config = Config::with_database(db.url.clone());
-    "127.0.0.1".clone_into(&mut config.http.host);
-    config.http.port = Some(0);
-    "127.0.0.1".clone_into(&mut config.grpc.host);
-    config.grpc.port = Some(0);
-    config.nats.url = url(Server::Nats).await.unwrap();
-    config.nats.subject_prefix = Some(unique_name("t"));
+    let mut config = Settings::new(Config::with_database(db.url.clone()));
+    "127.0.0.1".clone_into(&mut config.common.http.host);
+    config.common.http.port = Some(0);
+    "127.0.0.1".clone_into(&mut config.common.grpc.host);
+    config.common.grpc.port = Some(0);
+    config.common.nats.url = url(Server::Nats).await.unwrap();
+    config.common.nats.subject_prefix = Some(unique_name("t"));
     let pem = TokenSigner::generate_pkcs8_pem();
-    config.tokens.signing_key_pem = Some(Secret::new(pem.clone()));
-    config.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
+    config.own.tokens.signing_key_pem = Some(Secret::new(pem.clone()));
+    config.common.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
     (config, pem)
 }
 
-pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let (mut config, pem) = test_config().await;
     customise(&mut config);
-    let application = Application::build(config.clone()).await.unwrap();
+    let application = user_service::build(config.clone()).await.unwrap();
     let address = format!("http://{}", application.http_addr());
-    let grpc_address = format!("http://{}", application.grpc_addr());
+    let grpc_address = format!("http://{}", application.grpc_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
     let running = tokio::spawn(application.run_until_stopped(async {
         let _ = stopped.await;
     }));
-    let pool = PgPool::connect(config.database.url.expose()).await.unwrap();
-    let namespace = Namespace::prefixed(config.nats.subject_prefix.as_deref().unwrap()).unwrap();
-    let nats = async_nats::connect(&config.nats.url).await.unwrap();
+    let pool = PgPool::connect(config.own.database.url.expose()).await.unwrap();
+    let namespace = Namespace::prefixed(config.common.nats.subject_prefix.as_deref().unwrap()).unwrap();
+    let nats = async_nats::connect(&config.common.nats.url).await.unwrap();
     TestApp {
         address,
         grpc_address,
         http: reqwest::Client::new(),
         pool,
-        signer: TokenSigner::from_pkcs8_pem(config.tokens.signing_key_id.clone(), &pem).unwrap(),
+        signer: TokenSigner::from_pkcs8_pem(config.own.tokens.signing_key_id.clone(), &pem).unwrap(),
         config,
         namespace,
         jetstream: jetstream::new(nats),
@@ -169,8 +169,8 @@ impl TestApp {
     pub fn verifier(&self) -> JwksVerifier {
         JwksVerifier::new(JwksVerifierConfig::new(
             self.url("/.well-known/jwks.json"),
-            self.config.tokens.issuer.clone(),
-            self.config.tokens.audience.clone(),
+            self.config.own.tokens.issuer.clone(),
+            self.config.own.tokens.audience.clone(),
         ))
         .unwrap()
     }

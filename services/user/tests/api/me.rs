@@ -28,8 +28,8 @@ fn claims_for(app: &TestApp, user_id: uuid::Uuid, email: &str) -> Claims {
         user_id,
         email,
         vec![Role::Customer],
-        app.config.tokens.issuer.clone(),
-        app.config.tokens.audience.clone(),
+        app.config.own.tokens.issuer.clone(),
+        app.config.own.tokens.audience.clone(),
         std::time::Duration::from_secs(600),
     )
 }

@@ -99,7 +99,7 @@ async fn logging_out_revokes_the_session_and_is_idempotent() {
 
 #[tokio::test]
 async fn garbage_and_expired_refresh_tokens_are_401() {
-    let app = spawn_app_with(|config| config.tokens.refresh_ttl_secs = 1).await;
+    let app = spawn_app_with(|config| config.own.tokens.refresh_ttl_secs = 1).await;
     let email = app.registered().await;
     let tokens = app.tokens(&email).await;
 

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
+use platform_contracts::UserRegistered;
 use platform_events::RawEnvelope;
-use platform_events::contracts::UserRegistered;
 use platform_testkit::{eventually, unique_name};
 use serde_json::{Value, json};
 
