@@ -44,7 +44,7 @@ impl ReadCache {
     /// for `ttl`. Connects lazily: the service starts (and answers reads from MongoDB) while
     /// Redis is away.
     pub fn connect(url: &str, prefix: &str, ttl: Duration) -> anyhow::Result<Self> {
-        let client = redis::Client::open(url).context("INVENTORY_SERVICE__REDIS__URL")?;
+        let client = redis::Client::open(url).context("not a Redis URL")?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CALL_DEADLINE))
             .set_response_timeout(Some(CALL_DEADLINE))

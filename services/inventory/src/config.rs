@@ -1,29 +1,18 @@
-//! The service's configuration: defaults here, overridden by `INVENTORY_SERVICE__...` variables.
+//! The service's own settings, beside the kit's common ones (HTTP, gRPC, NATS, JWT, service
+//! credential, telemetry): defaults here, overridden by `INVENTORY_SERVICE__...` variables.
 
 use std::time::Duration;
 
-use platform_config::{
-    GrpcSettings, HttpSettings, JwtSettings, MongoSettings, NatsSettings, RedisSettings,
-    ServiceAuthSettings,
-};
+use platform_config::{MongoSettings, RedisSettings};
 use serde::Deserialize;
 
-/// The prefix of every variable, e.g. `INVENTORY_SERVICE__MONGO__URL`.
-pub const ENV_PREFIX: &str = "INVENTORY_SERVICE";
+/// The kit's common settings and the service's own.
+pub type Settings = platform_kit::Settings<Config>;
 
-/// The database name when `INVENTORY_SERVICE__MONGO__DATABASE` is unset.
-pub const DEFAULT_DATABASE: &str = "inventory";
-
-/// Everything the service reads at start-up.
+/// What only the inventory service reads at start-up.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Config {
-    /// The HTTP API.
-    #[serde(default)]
-    pub http: HttpSettings,
-    /// The internal gRPC API.
-    #[serde(default)]
-    pub grpc: GrpcSettings,
-    /// The service's own MongoDB database (required).
+    /// The service's own MongoDB database (required; its name defaults to `services.toml`'s).
     pub mongo: MongoSettings,
     /// The Redis the read cache lives in.
     #[serde(default)]
@@ -31,15 +20,6 @@ pub struct Config {
     /// The read cache.
     #[serde(default)]
     pub cache: CacheSettings,
-    /// The event bus.
-    #[serde(default)]
-    pub nats: NatsSettings,
-    /// Verifying users' access tokens.
-    #[serde(default)]
-    pub jwt: JwtSettings,
-    /// The credential other services present on internal gRPC calls.
-    #[serde(default)]
-    pub service_auth: ServiceAuthSettings,
     /// Stock reservations.
     #[serde(default)]
     pub reservations: ReservationSettings,
@@ -49,22 +29,12 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads the configuration from the environment.
-    pub fn from_env() -> Result<Self, platform_config::ConfigError> {
-        platform_config::load(ENV_PREFIX)
-    }
-
     /// Defaults for everything but the database.
     pub fn with_mongo(url: impl Into<String>) -> Self {
         Self {
-            http: HttpSettings::default(),
-            grpc: GrpcSettings::default(),
             mongo: MongoSettings::new(url),
             redis: RedisSettings::default(),
             cache: CacheSettings::default(),
-            nats: NatsSettings::default(),
-            jwt: JwtSettings::default(),
-            service_auth: ServiceAuthSettings::default(),
             reservations: ReservationSettings::default(),
             catalogue: CatalogueSettings::default(),
         }
@@ -155,6 +125,8 @@ mod tests {
             .collect()
     }
 
+    const ENV_PREFIX: &str = "INVENTORY_SERVICE";
+
     #[test]
     fn only_the_database_is_required_and_the_rest_has_defaults() {
         let config: Config = platform_config::load_from(
@@ -165,9 +137,10 @@ mod tests {
             )]),
         )
         .unwrap();
-        assert_eq!(config.mongo.database_or(DEFAULT_DATABASE), "inventory");
-        assert_eq!(config.http.port_or(crate::DEFAULT_HTTP_PORT), 8084);
-        assert_eq!(config.grpc.port_or(crate::DEFAULT_GRPC_PORT), 9084);
+        let entry = platform_kit::registry::service(crate::SERVICE_NAME);
+        assert_eq!(entry.env_prefix, ENV_PREFIX);
+        assert_eq!(config.mongo.database_or(&entry.database), "inventory");
+        assert_eq!((entry.http_port, entry.grpc_port), (8084, Some(9084)));
         assert_eq!(config.cache.ttl_secs, 60);
         assert_eq!(config.reservations.ttl_secs, 900);
         assert_eq!(config.reservations.sweep_interval_secs, 5);
@@ -193,7 +166,7 @@ mod tests {
             ]),
         )
         .unwrap();
-        assert_eq!(config.mongo.database_or(DEFAULT_DATABASE), "shop");
+        assert_eq!(config.mongo.database_or("inventory"), "shop");
         assert_eq!(config.cache.ttl(), Duration::from_secs(5));
         assert_eq!(config.reservations.ttl(), Duration::from_secs(60));
         assert_eq!(config.reservations.sweep_interval(), Duration::from_secs(1));

@@ -2,9 +2,8 @@
 //! ETags; administrators' writes), stock, and the reservations the checkout saga makes over
 //! gRPC, in MongoDB, with events through the transactional outbox.
 //!
-//! [`Application::build`] binds the listeners (port 0 in tests), and
-//! [`Application::run_until_stopped`] serves until shutdown; `main.rs` only wires
-//! configuration and telemetry to them.
+//! [`build`] assembles it on the service kit and binds its listeners (port 0 in tests);
+//! [`platform_kit::Application::run_until_stopped`] serves until shutdown.
 
 mod app;
 pub mod cache;
@@ -18,11 +17,10 @@ pub mod http;
 pub mod stock;
 pub mod store;
 
-pub use app::{Application, SERVICE_NAME};
-pub use config::Config;
+pub use app::build;
+pub use config::{Config, Settings};
 
-/// Default port of the HTTP API (health, metrics and the public API behind the gateway).
-pub const DEFAULT_HTTP_PORT: u16 = 8084;
-
-/// Default port of the internal gRPC API.
-pub const DEFAULT_GRPC_PORT: u16 = 9084;
+/// The service's name: its entry in `services.toml` (variables, ports, store), the `source` of
+/// its events, its name in logs and traces, and the audience of the credentials other services
+/// present to it.
+pub const SERVICE_NAME: &str = "inventory-service";

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use mongodb::ClientSession;
-use platform_events::Envelope;
-use platform_events::contracts::{
+use platform_contracts::{
     LowStock, ReleaseReason, StockCommitted, StockLine, StockReleased, StockReserved,
 };
+use platform_events::Envelope;
 use platform_events::outbox::mongo::MongoOutbox;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -29,7 +29,7 @@ use crate::error::{InventoryError, is_duplicate_key};
 use crate::store::{ReservationDoc, ReservationState, ReservedLine, Store, TxError};
 
 /// The `source` of the events this service emits.
-pub const SOURCE: &str = "inventory-service";
+pub const SOURCE: &str = crate::SERVICE_NAME;
 
 /// How many due reservations one sweep round expires at most.
 const SWEEP_BATCH: i64 = 100;

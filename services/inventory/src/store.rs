@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bson::{Document, doc};
 use futures::TryStreamExt as _;
-use mongodb::options::{ClientOptions, ReturnDocument};
+use mongodb::options::ReturnDocument;
 use mongodb::{Client, ClientSession, Collection, Database, IndexModel};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -184,27 +184,9 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects to MongoDB. `variable` names the setting, for the error message.
-    pub async fn connect(url: &str, database: &str, variable: &str) -> anyhow::Result<Self> {
-        let mut options = ClientOptions::parse(url)
-            .await
-            .with_context(|| format!("{variable} is not a MongoDB connection string"))?;
-        options.app_name = Some(crate::SERVICE_NAME.to_owned());
-        // Short, so that a request fails (and readiness reports the outage) in seconds rather
-        // than the driver's default 30.
-        options
-            .server_selection_timeout
-            .get_or_insert(Duration::from_secs(5));
-        options
-            .connect_timeout
-            .get_or_insert(Duration::from_secs(5));
-        let client = Client::with_options(options).context(variable.to_owned())?;
-        Ok(Self::new(client, database))
-    }
-
-    /// The store in `database` of `client`.
-    pub fn new(client: Client, database: &str) -> Self {
-        let database = client.database(database);
+    /// The store in `database` (connected by the service kit).
+    pub fn new(database: Database) -> Self {
+        let client = database.client().clone();
         Self {
             products: database.collection(PRODUCTS),
             reservations: database.collection(RESERVATIONS),

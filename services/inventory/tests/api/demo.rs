@@ -4,7 +4,6 @@
 use std::collections::BTreeSet;
 
 use futures::future::join;
-use inventory_service::Application;
 
 use crate::helpers::{TestApp, spawn_app_with, start};
 
@@ -20,13 +19,13 @@ async fn categories(app: &TestApp) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn an_empty_store_gets_the_demo_catalogue_once_even_when_replicas_start_together() {
-    let app = spawn_app_with(|config| config.catalogue.seed_demo = true).await;
+    let app = spawn_app_with(|config| config.own.catalogue.seed_demo = true).await;
     // Two more replicas on a second, empty database, starting at the same moment.
     let mut other = crate::helpers::test_config(&app.signer).await;
-    other.catalogue.seed_demo = true;
+    other.own.catalogue.seed_demo = true;
     let (first, second) = join(
-        Application::build(other.clone()),
-        Application::build(other.clone()),
+        inventory_service::build(other.clone()),
+        inventory_service::build(other.clone()),
     )
     .await;
     drop((first.unwrap(), second.unwrap()));
@@ -47,10 +46,10 @@ async fn an_empty_store_gets_the_demo_catalogue_once_even_when_replicas_start_to
     );
     let mug = app.get_json("/api/v1/products/KIT-ENAMEL-MUG").await;
     assert_eq!(mug["price"]["currency"], "EUR");
-    let other_db = mongodb::Client::with_uri_str(other.mongo.url.expose())
+    let other_db = mongodb::Client::with_uri_str(other.own.mongo.url.expose())
         .await
         .unwrap()
-        .database(other.mongo.database.as_deref().unwrap());
+        .database(other.own.mongo.database.as_deref().unwrap());
     let count = other_db
         .collection::<bson::Document>("products")
         .count_documents(bson::doc! {})
@@ -65,7 +64,7 @@ async fn an_empty_store_gets_the_demo_catalogue_once_even_when_replicas_start_to
 
 #[tokio::test]
 async fn the_demo_catalogue_is_not_loaded_when_switched_off() {
-    let app = spawn_app_with(|config| config.catalogue.seed_demo = false).await;
+    let app = spawn_app_with(|config| config.own.catalogue.seed_demo = false).await;
 
     assert_eq!(app.get_json("/api/v1/products").await["total"], 0);
 }

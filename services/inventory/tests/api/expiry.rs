@@ -9,7 +9,7 @@ use futures::future::join_all;
 use inventory_service::cache::ReadCache;
 use inventory_service::stock::Stock;
 use inventory_service::store::{ReservationState, Store};
-use platform_events::contracts::{ReleaseReason, StockReleased};
+use platform_contracts::{ReleaseReason, StockReleased};
 use platform_events::outbox::mongo::MongoOutbox;
 use platform_proto::inventory::v1::{CommitRequest, ReservationStatus};
 use platform_testkit::eventually;
@@ -40,8 +40,8 @@ async fn all_expired(app: &TestApp, orders: &[Uuid]) {
 #[tokio::test]
 async fn an_uncommitted_reservation_expires_and_returns_its_stock() {
     let app = spawn_app_with(|config| {
-        config.reservations.ttl_secs = 1;
-        config.reservations.sweep_interval_secs = 1;
+        config.own.reservations.ttl_secs = 1;
+        config.own.reservations.sweep_interval_secs = 1;
     })
     .await;
     let product = app.stocked("KIT-MUG", 10, 1).await;
@@ -78,8 +78,8 @@ async fn an_uncommitted_reservation_expires_and_returns_its_stock() {
 #[tokio::test]
 async fn a_commit_after_the_ttl_fails_and_returns_the_stock_even_before_the_sweep_runs() {
     let app = spawn_app_with(|config| {
-        config.reservations.ttl_secs = 1;
-        config.reservations.sweep_interval_secs = 3600;
+        config.own.reservations.ttl_secs = 1;
+        config.own.reservations.sweep_interval_secs = 3600;
     })
     .await;
     app.stocked("KIT-MUG", 10, 1).await;
@@ -108,8 +108,8 @@ async fn a_commit_after_the_ttl_fails_and_returns_the_stock_even_before_the_swee
 #[tokio::test]
 async fn two_instances_sweeping_one_database_expire_each_reservation_once() {
     let app = spawn_app_with(|config| {
-        config.reservations.ttl_secs = 1;
-        config.reservations.sweep_interval_secs = 1;
+        config.own.reservations.ttl_secs = 1;
+        config.own.reservations.sweep_interval_secs = 1;
     })
     .await;
     let second = start(app.config.clone()).await;
@@ -175,29 +175,26 @@ async fn two_instances_sweeping_one_database_expire_each_reservation_once() {
 /// What one replica runs its sweep with, over the app's database.
 async fn replica_stock(app: &TestApp) -> Stock {
     let config = &app.config;
-    let store = Store::connect(
-        config.mongo.url.expose(),
-        config.mongo.database.as_deref().unwrap(),
-        "MONGODB_URL",
-    )
-    .await
-    .unwrap();
+    let client = mongodb::Client::with_uri_str(config.own.mongo.url.expose())
+        .await
+        .unwrap();
+    let store = Store::new(client.database(config.own.mongo.database.as_deref().unwrap()));
     let cache = ReadCache::connect(
-        config.redis.url.expose(),
-        &config.cache.key_prefix,
-        config.cache.ttl(),
+        config.own.redis.url.expose(),
+        &config.own.cache.key_prefix,
+        config.own.cache.ttl(),
     )
     .unwrap();
     let outbox = MongoOutbox::new(store.database(), app.namespace.clone());
-    Stock::new(store, cache, Arc::new(outbox), config.reservations.ttl())
+    Stock::new(store, cache, Arc::new(outbox), config.own.reservations.ttl())
 }
 
 #[tokio::test]
 async fn sweeps_racing_on_the_same_reservations_expire_each_once() {
     let app = spawn_app_with(|config| {
-        config.reservations.ttl_secs = 1;
+        config.own.reservations.ttl_secs = 1;
         // The service's own sweep stays out of the way: the test runs the replicas' sweeps.
-        config.reservations.sweep_interval_secs = 3600;
+        config.own.reservations.sweep_interval_secs = 3600;
     })
     .await;
     app.stocked("KIT-MUG", 10, 0).await;

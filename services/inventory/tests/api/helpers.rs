@@ -7,7 +7,7 @@ use async_nats::jetstream;
 use axum::routing::get;
 use bson::doc;
 use inventory_service::store::{ProductDoc, ReservationDoc, StockDoc};
-use inventory_service::{Application, Config};
+use inventory_service::{Config, Settings};
 use platform_auth::{
     Claims, Role, ServiceCredentials, ServiceSecret, ServiceTokenInterceptor, TokenSigner,
 };
@@ -53,7 +53,7 @@ pub struct TestApp {
     pub grpc_address: String,
     pub http: reqwest::Client,
     pub db: mongodb::Database,
-    pub config: Config,
+    pub config: Settings,
     pub namespace: Namespace,
     pub jetstream: jetstream::Context,
     /// Signs users' access tokens, as the user service would.
@@ -81,34 +81,34 @@ async fn jwks_stand_in(signer: &TokenSigner) -> String {
 
 /// The configuration the tests run the service with, before customising: its own database,
 /// cache keys and NATS namespace; no demo catalogue.
-pub async fn test_config(signer: &TokenSigner) -> Config {
+pub async fn test_config(signer: &TokenSigner) -> Settings {
     platform_telemetry::init_for_tests();
     platform_http::install_crypto_provider();
     let db = fresh_mongo_database().await.unwrap();
-    let mut config = Config::with_mongo(url(Server::Mongo).await.unwrap());
-    config.mongo = MongoSettings {
+    let mut config = Settings::new(Config::with_mongo(url(Server::Mongo).await.unwrap()));
+    config.own.mongo = MongoSettings {
         database: Some(db.name().to_owned()),
-        ..config.mongo
+        ..config.own.mongo
     };
-    "127.0.0.1".clone_into(&mut config.http.host);
-    config.http.port = Some(0);
-    "127.0.0.1".clone_into(&mut config.grpc.host);
-    config.grpc.port = Some(0);
-    config.redis.url = Secret::new(url(Server::Redis).await.unwrap());
-    config.cache.key_prefix = unique_name("inventory");
-    config.nats.url = url(Server::Nats).await.unwrap();
-    config.nats.subject_prefix = Some(unique_name("t"));
-    config.jwt.jwks_url = jwks_stand_in(signer).await;
-    config.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
-    config.catalogue.seed_demo = false;
+    "127.0.0.1".clone_into(&mut config.common.http.host);
+    config.common.http.port = Some(0);
+    "127.0.0.1".clone_into(&mut config.common.grpc.host);
+    config.common.grpc.port = Some(0);
+    config.own.redis.url = Secret::new(url(Server::Redis).await.unwrap());
+    config.own.cache.key_prefix = unique_name("inventory");
+    config.common.nats.url = url(Server::Nats).await.unwrap();
+    config.common.nats.subject_prefix = Some(unique_name("t"));
+    config.common.jwt.jwks_url = jwks_stand_in(signer).await;
+    config.common.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
+    config.own.catalogue.seed_demo = false;
     config
 }
 
 /// Builds and runs one instance of the service with `config`.
-pub async fn start(config: Config) -> Instance {
-    let application = Application::build(config).await.unwrap();
+pub async fn start(config: Settings) -> Instance {
+    let application = inventory_service::build(config).await.unwrap();
     let address = format!("http://{}", application.http_addr());
-    let grpc_address = format!("http://{}", application.grpc_addr());
+    let grpc_address = format!("http://{}", application.grpc_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(application.run_until_stopped(async {
         let _ = stopped.await;
@@ -124,7 +124,7 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let signer = TokenSigner::generate("user-service-1");
     let mut config = test_config(&signer).await;
     customise(&mut config);
@@ -135,19 +135,19 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Config)) -> TestApp {
 pub async fn spawn_app_behind_a_redis_proxy() -> TestApp {
     let signer = TokenSigner::generate("user-service-1");
     let mut config = test_config(&signer).await;
-    let proxy = TcpProxy::start(config.redis.url.expose()).await.unwrap();
-    config.redis.url = Secret::new(proxy.url_for(config.redis.url.expose()));
+    let proxy = TcpProxy::start(config.own.redis.url.expose()).await.unwrap();
+    config.own.redis.url = Secret::new(proxy.url_for(config.own.redis.url.expose()));
     spawn(config, signer, Some(proxy)).await
 }
 
-async fn spawn(config: Config, signer: TokenSigner, redis_proxy: Option<TcpProxy>) -> TestApp {
+async fn spawn(config: Settings, signer: TokenSigner, redis_proxy: Option<TcpProxy>) -> TestApp {
     let instance = start(config.clone()).await;
-    let client = mongodb::Client::with_uri_str(config.mongo.url.expose())
+    let client = mongodb::Client::with_uri_str(config.own.mongo.url.expose())
         .await
         .unwrap();
-    let db = client.database(config.mongo.database.as_deref().unwrap());
-    let namespace = Namespace::prefixed(config.nats.subject_prefix.as_deref().unwrap()).unwrap();
-    let nats = async_nats::connect(&config.nats.url).await.unwrap();
+    let db = client.database(config.own.mongo.database.as_deref().unwrap());
+    let namespace = Namespace::prefixed(config.common.nats.subject_prefix.as_deref().unwrap()).unwrap();
+    let nats = async_nats::connect(&config.common.nats.url).await.unwrap();
     TestApp {
         address: instance.address.clone(),
         grpc_address: instance.grpc_address.clone(),
@@ -176,8 +176,8 @@ impl TestApp {
             id,
             format!("{id}@example.com"),
             roles,
-            self.config.jwt.issuer.clone(),
-            self.config.jwt.audience.clone(),
+            self.config.common.jwt.issuer.clone(),
+            self.config.common.jwt.audience.clone(),
             Duration::from_secs(600),
         );
         Token(self.signer.sign(&claims).unwrap())
