@@ -1,36 +1,23 @@
-//! The service's configuration: defaults here, overridden by `NOTIFICATION_SERVICE__...`
-//! variables.
+//! The service's own settings, beside the kit's common ones (HTTP, gRPC, NATS, JWT, service
+//! credential, telemetry): defaults here, overridden by `NOTIFICATION_SERVICE__...` variables.
 
 use std::time::Duration;
 
-use platform_config::{
-    DatabaseSettings, HttpSettings, JwtSettings, NatsSettings, Secret, ServiceAuthSettings,
-};
+use platform_config::{DatabaseSettings, DownstreamSettings, Secret};
 use serde::Deserialize;
 
-/// The prefix of every variable, e.g. `NOTIFICATION_SERVICE__DATABASE__URL`.
-pub const ENV_PREFIX: &str = "NOTIFICATION_SERVICE";
+/// The kit's common settings and the service's own.
+pub type Settings = platform_kit::Settings<Config>;
 
-/// Everything the service reads at start-up.
+/// What only the notification service reads at start-up.
 #[derive(Clone, Debug, Deserialize)]
 pub struct Config {
-    /// The HTTP API.
-    #[serde(default)]
-    pub http: HttpSettings,
     /// The service's own PostgreSQL database (required).
     pub database: DatabaseSettings,
-    /// The event bus.
+    /// The user service, where recipients' addresses come from (`USER__URL`, `__TIMEOUT_MS`
+    /// default 2000, `__BREAKER_...`).
     #[serde(default)]
-    pub nats: NatsSettings,
-    /// Verifying users' access tokens.
-    #[serde(default)]
-    pub jwt: JwtSettings,
-    /// The credential this service presents to the user service.
-    #[serde(default)]
-    pub service_auth: ServiceAuthSettings,
-    /// Where recipients' addresses come from.
-    #[serde(default)]
-    pub user_service: UserServiceSettings,
+    pub user: DownstreamSettings,
     /// The outgoing mail server.
     #[serde(default)]
     pub smtp: SmtpSettings,
@@ -40,44 +27,19 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads the configuration from the environment.
-    pub fn from_env() -> Result<Self, platform_config::ConfigError> {
-        platform_config::load(ENV_PREFIX)
-    }
-
     /// Defaults for everything but the database.
     pub fn with_database(url: impl Into<String>) -> Self {
         Self {
-            http: HttpSettings::default(),
             database: DatabaseSettings::new(url),
-            nats: NatsSettings::default(),
-            jwt: JwtSettings::default(),
-            service_auth: ServiceAuthSettings::default(),
-            user_service: UserServiceSettings::default(),
+            user: DownstreamSettings::default(),
             smtp: SmtpSettings::default(),
             delivery: DeliverySettings::default(),
         }
     }
 }
 
-/// The user service's gRPC API.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(default)]
-pub struct UserServiceSettings {
-    /// Its address (`URL`), e.g. `http://user:9081`.
-    pub url: String,
-    /// How long a look-up may take, in milliseconds.
-    pub timeout_ms: u64,
-}
-
-impl Default for UserServiceSettings {
-    fn default() -> Self {
-        Self {
-            url: "http://127.0.0.1:9081".to_owned(),
-            timeout_ms: 2000,
-        }
-    }
-}
+/// The user service's deadline when `NOTIFICATION_SERVICE__USER__TIMEOUT_MS` is unset.
+pub const USER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The SMTP server mail goes through.
 #[derive(Clone, Debug, Deserialize)]

@@ -3,9 +3,8 @@
 //! its templates, and delivers it by email, exactly one notification per event, every
 //! delivery attempt recorded.
 //!
-//! [`Application::build`] binds the listener (port 0 in tests), and
-//! [`Application::run_until_stopped`] runs until shutdown; `main.rs` only wires configuration
-//! and telemetry to them.
+//! [`build`] assembles it on the service kit and binds its listener (port 0 in tests);
+//! [`platform_kit::Application::run_until_stopped`] runs until shutdown.
 
 mod app;
 pub mod channel;
@@ -17,8 +16,9 @@ pub mod store;
 pub mod templates;
 pub mod users;
 
-pub use app::{Application, SERVICE_NAME};
-pub use config::Config;
+pub use app::build;
+pub use config::{Config, Settings};
 
-/// Default port of the HTTP API.
-pub const DEFAULT_HTTP_PORT: u16 = 8085;
+/// The service's name: its entry in `services.toml` (variables, ports, store), its name in
+/// logs and traces and in the credentials it presents.
+pub const SERVICE_NAME: &str = "notification-service";

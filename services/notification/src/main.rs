@@ -1,17 +1,7 @@
-//! `notification-service`: configuration from `NOTIFICATION_SERVICE__...` variables, then serve.
-
-use std::process::ExitCode;
-
-use notification_service::{Application, Config, SERVICE_NAME};
+//! `notification-service`: configuration from `NOTIFICATION_SERVICE__...` variables, then
+//! serve.
 
 #[tokio::main]
-async fn main() -> ExitCode {
-    platform_server::run_main(SERVICE_NAME, Config::from_env(), |config| async {
-        let application = Application::build(config).await?;
-        tracing::info!(http = %application.http_addr(), "listening");
-        application
-            .run_until_stopped(platform_http::shutdown_signal())
-            .await
-    })
-    .await
+async fn main() -> std::process::ExitCode {
+    platform_kit::main(notification_service::SERVICE_NAME, notification_service::build).await
 }

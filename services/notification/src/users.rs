@@ -1,14 +1,9 @@
-//! Recipients' addresses, from the user service over gRPC.
+//! Recipients' addresses, from the user service over gRPC (through the kit's client wrapper:
+//! deadline, service credential, breaker).
 
-use std::time::Duration;
-
-use platform_auth::{ServiceCredentials, ServiceTokenInterceptor};
+use platform_kit::downstream::{Downstream, GrpcChannel};
 use platform_proto::user::v1::GetUserRequest;
 use platform_proto::user::v1::user_service_client::UserServiceClient;
-use platform_telemetry::grpc::{GrpcClient, GrpcClientLayer};
-use tonic::codegen::InterceptedService;
-use tonic::transport::Channel;
-use tower::ServiceBuilder;
 use uuid::Uuid;
 
 /// What a notification needs to know about a user.
@@ -31,49 +26,25 @@ pub enum LookupError {
     Unavailable(String),
 }
 
-type Client = UserServiceClient<InterceptedService<GrpcClient<Channel>, ServiceTokenInterceptor>>;
+type Client = UserServiceClient<GrpcChannel>;
 
 /// The user service, as this service sees it.
-#[derive(Clone)]
-pub struct UserDirectory {
-    client: Client,
-    timeout: Duration,
-}
+#[derive(Clone, Debug)]
+pub struct UserDirectory(pub Downstream<Client>);
 
 impl UserDirectory {
-    /// A directory over the user service at `url`; connects lazily, so this service starts
-    /// whether or not the user service is up.
-    pub fn new(
-        url: &str,
-        credentials: ServiceCredentials,
-        timeout: Duration,
-    ) -> anyhow::Result<Self> {
-        let channel = Channel::from_shared(url.to_owned())
-            .map_err(|error| anyhow::anyhow!("the user service URL `{url}` is not valid: {error}"))?
-            .connect_timeout(timeout)
-            .connect_lazy();
-        let channel = ServiceBuilder::new()
-            .layer(GrpcClientLayer)
-            .service(channel);
-        Ok(Self {
-            client: UserServiceClient::with_interceptor(
-                channel,
-                ServiceTokenInterceptor::new(credentials, "user-service"),
-            ),
-            timeout,
-        })
-    }
-
     /// The user's address and name.
     pub async fn recipient(&self, user_id: Uuid) -> Result<Recipient, LookupError> {
-        let mut request = tonic::Request::new(GetUserRequest {
+        let request = GetUserRequest {
             user_id: user_id.to_string(),
-        });
-        request.set_timeout(self.timeout);
-        match self.client.clone().get_user(request).await {
+        };
+        match self
+            .0
+            .call(request, |mut c, r| async move { c.get_user(r).await })
+            .await
+        {
             Ok(response) => {
                 let user = response
-                    .into_inner()
                     .user
                     .ok_or_else(|| LookupError::Unavailable("an empty answer".to_owned()))?;
                 Ok(Recipient {
@@ -81,14 +52,10 @@ impl UserDirectory {
                     display_name: user.display_name,
                 })
             }
-            Err(status) if status.code() == tonic::Code::NotFound => {
+            Err(error) if error.refused() == Some(tonic::Code::NotFound) => {
                 Err(LookupError::NotFound(user_id))
             }
-            Err(status) => Err(LookupError::Unavailable(format!(
-                "{:?}: {}",
-                status.code(),
-                status.message()
-            ))),
+            Err(error) => Err(LookupError::Unavailable(error.to_string())),
         }
     }
 }

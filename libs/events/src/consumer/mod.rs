@@ -127,6 +127,17 @@ pub trait EventHandler<I: Inbox>: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
+/// One handler behind several consumers (one per stream a service reads).
+impl<I: Inbox, H: EventHandler<I>> EventHandler<I> for std::sync::Arc<H> {
+    fn handle(
+        &self,
+        event: &ReceivedEvent,
+        tx: &mut I::Tx,
+    ) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        H::handle(self, event, tx)
+    }
+}
+
 /// A consumer's settings.
 #[derive(Clone, Debug)]
 pub struct ConsumerConfig {

@@ -13,7 +13,7 @@ async fn mail_waits_while_smtp_is_down_and_goes_out_once_it_is_back() {
     let proxy = TcpProxy::start(&smtp).await.unwrap();
     proxy.cut();
     let through_proxy = proxy.url_for(&smtp);
-    let platform = spawn_with(|config| config.smtp.url = Secret::new(through_proxy)).await;
+    let platform = spawn_with(|config| config.own.smtp.url = Secret::new(through_proxy)).await;
 
     let ada = platform.register("Ada").await;
     let failures = eventually(Duration::from_secs(20), "failed attempts", || async {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, message::PublishMessage};
-use notification_service::Config;
+use notification_service::{Config, Settings};
 use platform_auth::TokenSigner;
 use platform_config::Secret;
 use platform_events::{Envelope, Event, Namespace};
@@ -46,7 +46,7 @@ pub async fn spawn() -> TestPlatform {
 }
 
 /// Both services, the notification service's configuration adjusted by `customise`.
-pub async fn spawn_with(customise: impl FnOnce(&mut Config)) -> TestPlatform {
+pub async fn spawn_with(customise: impl FnOnce(&mut Settings)) -> TestPlatform {
     platform_telemetry::init_for_tests();
     platform_http::install_crypto_provider();
     let nats_url = url(Server::Nats).await.unwrap();
@@ -54,20 +54,20 @@ pub async fn spawn_with(customise: impl FnOnce(&mut Config)) -> TestPlatform {
     let mut stops = Vec::new();
 
     let user_db = fresh_pg_database().await.unwrap();
-    let mut users = user_service::Config::with_database(user_db.url.clone());
-    "127.0.0.1".clone_into(&mut users.http.host);
-    users.http.port = Some(0);
-    "127.0.0.1".clone_into(&mut users.grpc.host);
-    users.grpc.port = Some(0);
-    users.nats.url.clone_from(&nats_url);
-    users.nats.subject_prefix = Some(prefix.clone());
-    users.tokens.signing_key_pem = Some(Secret::new(TokenSigner::generate_pkcs8_pem()));
-    users.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
-    let user_service = user_service::Application::build(users.clone())
+    let mut users = user_service::Settings::new(user_service::Config::with_database(user_db.url.clone()));
+    "127.0.0.1".clone_into(&mut users.common.http.host);
+    users.common.http.port = Some(0);
+    "127.0.0.1".clone_into(&mut users.common.grpc.host);
+    users.common.grpc.port = Some(0);
+    users.common.nats.url.clone_from(&nats_url);
+    users.common.nats.subject_prefix = Some(prefix.clone());
+    users.own.tokens.signing_key_pem = Some(Secret::new(TokenSigner::generate_pkcs8_pem()));
+    users.common.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
+    let user_service = user_service::build(users.clone())
         .await
         .unwrap();
     let users_address = format!("http://{}", user_service.http_addr());
-    let users_grpc = format!("http://{}", user_service.grpc_addr());
+    let users_grpc = format!("http://{}", user_service.grpc_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(user_service.run_until_stopped(async {
         let _ = stopped.await;
@@ -76,22 +76,22 @@ pub async fn spawn_with(customise: impl FnOnce(&mut Config)) -> TestPlatform {
 
     let db = fresh_pg_database().await.unwrap();
     let admin_email = format!("{}@example.com", unique_name("ops"));
-    let mut config = Config::with_database(db.url.clone());
-    "127.0.0.1".clone_into(&mut config.http.host);
-    config.http.port = Some(0);
-    config.nats.url.clone_from(&nats_url);
-    config.nats.subject_prefix = Some(prefix.clone());
-    config.jwt.jwks_url = format!("{users_address}/.well-known/jwks.json");
-    config.jwt.issuer.clone_from(&users.tokens.issuer);
-    config.jwt.audience.clone_from(&users.tokens.audience);
-    config.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
-    config.user_service.url = users_grpc;
-    config.smtp.url = Secret::new(url(Server::Smtp).await.unwrap());
-    config.delivery.admin_email.clone_from(&admin_email);
-    config.delivery.retry_base_ms = 100;
-    config.delivery.poll_interval_ms = 50;
+    let mut config = Settings::new(Config::with_database(db.url.clone()));
+    "127.0.0.1".clone_into(&mut config.common.http.host);
+    config.common.http.port = Some(0);
+    config.common.nats.url.clone_from(&nats_url);
+    config.common.nats.subject_prefix = Some(prefix.clone());
+    config.common.jwt.jwks_url = format!("{users_address}/.well-known/jwks.json");
+    config.common.jwt.issuer.clone_from(&users.own.tokens.issuer);
+    config.common.jwt.audience.clone_from(&users.own.tokens.audience);
+    config.common.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
+    config.own.user.url = Some(users_grpc);
+    config.own.smtp.url = Secret::new(url(Server::Smtp).await.unwrap());
+    config.own.delivery.admin_email.clone_from(&admin_email);
+    config.own.delivery.retry_base_ms = 100;
+    config.own.delivery.poll_interval_ms = 50;
     customise(&mut config);
-    let notifications = notification_service::Application::build(config)
+    let notifications = notification_service::build(config)
         .await
         .unwrap();
     let notifications_address = format!("http://{}", notifications.http_addr());
