@@ -4,34 +4,28 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
-use axum::routing::get;
 use payment_service::{Config, Settings};
-use platform_auth::{
-    Claims, Role, ServiceCredentials, ServiceSecret, ServiceTokenInterceptor, TokenSigner,
-};
-use platform_config::Secret;
+use platform_auth::{ServiceCredentials, ServiceSecret, ServiceTokenInterceptor};
+use platform_events::outbox::postgres::PgOutbox;
 use platform_events::{Namespace, RawEnvelope};
 use platform_proto::common::v1::Money;
 use platform_proto::payment::v1::payment_service_client::PaymentServiceClient;
 use platform_proto::payment::v1::{ChargeRequest, ChargeResponse, RefundRequest, RefundResponse};
-use platform_testkit::{Server, eventually, fresh_pg_database, stream_messages, unique_name, url};
-use reqwest::Response;
+pub use platform_testkit::service::cards::{
+    DECLINED, FAILS_ONCE, INSUFFICIENT_FUNDS, SLOW, SUCCEEDS,
+};
+use platform_testkit::service::{
+    Identities, Identity, JwksStandIn, SERVICE_SECRET, assert_problem, events, http_client,
+    localise,
+};
+use platform_testkit::{eventually, fresh_pg_database, stream_messages};
+use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use tonic::codegen::InterceptedService;
 use tonic::transport::Channel;
 use uuid::Uuid;
-
-/// The shared secret of service credentials in tests.
-pub const SERVICE_SECRET: &str = "test-service-secret-at-least-32-bytes-long";
-
-/// Test cards (see the README).
-pub const SUCCEEDS: &str = "4242 4242 4242 4242";
-pub const DECLINED: &str = "4000 0000 0000 0002";
-pub const INSUFFICIENT_FUNDS: &str = "4000 0000 0000 9995";
-pub const SLOW: &str = "4000 0000 0000 3220";
-pub const FAILS_ONCE: &str = "4000 0000 0000 0119";
 
 pub type Client = PaymentServiceClient<InterceptedService<Channel, ServiceTokenInterceptor>>;
 
@@ -40,11 +34,12 @@ pub struct TestApp {
     pub grpc_address: String,
     pub http: reqwest::Client,
     pub pool: PgPool,
-    pub config: Settings,
     pub namespace: Namespace,
     pub jetstream: jetstream::Context,
-    /// Signs users' access tokens, as the user service would.
-    pub signer: TokenSigner,
+    /// Mints users' access tokens, as the user service would.
+    pub identities: Identities,
+    /// Serves the user service's key set for as long as the app runs.
+    _jwks: JwksStandIn,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -56,47 +51,26 @@ impl Drop for TestApp {
     }
 }
 
-/// Serves `signer`'s keys the way the user service does.
-async fn jwks_stand_in(signer: &TokenSigner) -> String {
-    let keys = signer.jwk_set();
-    let app = axum::Router::new().route(
-        "/.well-known/jwks.json",
-        get(move || {
-            let keys = keys.clone();
-            async move { axum::Json(keys) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{address}/.well-known/jwks.json")
-}
-
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-/// The configuration the tests run the service with, before `customise`.
-pub async fn test_config(signer: &TokenSigner) -> Settings {
+/// The configuration the tests run the service with, before `customise`: its own database,
+/// the rest localised to the test, users' keys from `jwks_url`.
+pub async fn test_config(jwks_url: &str) -> Settings {
     platform_telemetry::init_for_tests();
     platform_http::install_crypto_provider();
     let db = fresh_pg_database().await.unwrap();
     let mut config = Settings::new(Config::with_database(db.url.clone()));
-    "127.0.0.1".clone_into(&mut config.common.http.host);
-    config.common.http.port = Some(0);
-    "127.0.0.1".clone_into(&mut config.common.grpc.host);
-    config.common.grpc.port = Some(0);
-    config.common.nats.url = url(Server::Nats).await.unwrap();
-    config.common.nats.subject_prefix = Some(unique_name("t"));
-    config.common.jwt.jwks_url = jwks_stand_in(signer).await;
-    config.common.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
+    localise(&mut config.common, jwks_url).await.unwrap();
     config.own.provider.slow_card_delay_ms = 1500;
     config
 }
 
 pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
-    let signer = TokenSigner::generate("user-service-1");
-    let mut config = test_config(&signer).await;
+    let identities = Identities::new();
+    let jwks = identities.serve_jwks().await;
+    let mut config = test_config(jwks.url()).await;
     customise(&mut config);
     let application = payment_service::build(config.clone()).await.unwrap();
     let address = format!("http://{}", application.http_addr());
@@ -105,26 +79,23 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     tokio::spawn(application.run_until_stopped(async {
         let _ = stopped.await;
     }));
-    let pool = PgPool::connect(config.own.database.url.expose()).await.unwrap();
-    let namespace = Namespace::prefixed(config.common.nats.subject_prefix.as_deref().unwrap()).unwrap();
+    let pool = PgPool::connect(config.own.database.url.expose())
+        .await
+        .unwrap();
+    let namespace =
+        Namespace::prefixed(config.common.nats.subject_prefix.as_deref().unwrap()).unwrap();
     let nats = async_nats::connect(&config.common.nats.url).await.unwrap();
     TestApp {
         address,
         grpc_address,
-        http: reqwest::Client::new(),
+        http: http_client(),
         pool,
-        config,
         namespace,
         jetstream: jetstream::new(nats),
-        signer,
+        identities,
+        _jwks: jwks,
         stop: Some(stop),
     }
-}
-
-/// A user: an id and an access token for it.
-pub struct User {
-    pub id: Uuid,
-    pub token: String,
 }
 
 impl TestApp {
@@ -133,23 +104,11 @@ impl TestApp {
     }
 
     /// A new user with a valid access token.
-    pub fn user(&self) -> User {
-        let id = Uuid::now_v7();
-        let claims = Claims::new(
-            id,
-            format!("{id}@example.com"),
-            vec![Role::Customer],
-            self.config.common.jwt.issuer.clone(),
-            self.config.common.jwt.audience.clone(),
-            Duration::from_secs(600),
-        );
-        User {
-            id,
-            token: self.signer.sign(&claims).unwrap(),
-        }
+    pub fn user(&self) -> Identity {
+        self.identities.customer()
     }
 
-    pub async fn add_card(&self, user: &User, card: &Value) -> Response {
+    pub async fn add_card(&self, user: &Identity, card: &Value) -> Response {
         self.http
             .post(self.url("/api/v1/payment-methods"))
             .bearer_auth(&user.token)
@@ -160,14 +119,14 @@ impl TestApp {
     }
 
     /// Adds a valid card with this number and returns the payment method id.
-    pub async fn card(&self, user: &User, number: &str) -> Uuid {
+    pub async fn card(&self, user: &Identity, number: &str) -> Uuid {
         let response = self.add_card(user, &card(number)).await;
         assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
         let body: Value = response.json().await.unwrap();
         body["id"].as_str().unwrap().parse().unwrap()
     }
 
-    pub async fn get(&self, user: &User, path: &str) -> Response {
+    pub async fn get(&self, user: &Identity, path: &str) -> Response {
         self.http
             .get(self.url(path))
             .bearer_auth(&user.token)
@@ -194,7 +153,7 @@ impl TestApp {
     pub async fn charge(
         &self,
         order_id: Uuid,
-        user: &User,
+        user: &Identity,
         method: Uuid,
         minor: i64,
     ) -> Result<ChargeResponse, tonic::Status> {
@@ -236,15 +195,25 @@ impl TestApp {
             .collect()
     }
 
-    /// Waits until `count` payment events are stored, then checks no more arrive.
+    /// Waits until `count` payment events are stored and the service's outbox has nothing
+    /// left to publish, then asserts that the stream holds exactly `count`.
     pub async fn exactly_payment_events(&self, count: usize) -> Vec<(String, RawEnvelope)> {
         eventually(Duration::from_secs(15), "payment events", || async {
             (self.payment_events().await.len() >= count).then_some(())
         })
         .await
         .unwrap();
-        tokio::time::sleep(Duration::from_millis(1200)).await;
-        let events = self.payment_events().await;
+        let outbox = PgOutbox::new(self.pool.clone(), self.namespace.clone());
+        let stream = self.namespace.domain_stream("payments");
+        let events: Vec<(String, RawEnvelope)> = events::settled(&outbox, &self.jetstream, &stream)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|message| {
+                let envelope = RawEnvelope::from_slice(&message.payload).unwrap();
+                (envelope.event_type.clone(), envelope)
+            })
+            .collect();
         assert_eq!(events.len(), count, "{events:#?}");
         events
     }
@@ -296,14 +265,8 @@ pub fn charge_request(
     }
 }
 
-/// Asserts a problem+json answer with this status, and returns its body.
+/// Asserts a problem+json answer with this status (see [`assert_problem`]), and returns its
+/// body.
 pub async fn problem(response: Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], status);
-    body
+    assert_problem(response, StatusCode::from_u16(status).unwrap(), "").await
 }

@@ -4,8 +4,8 @@ use std::io::{BufRead as _, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use platform_auth::TokenSigner;
 use platform_testkit::eventually;
+use platform_testkit::service::{Identities, http_client};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
@@ -67,7 +67,10 @@ impl LoggedService {
                 "PAYMENT_SERVICE__NATS__SUBJECT_PREFIX",
                 config.common.nats.subject_prefix.as_deref().unwrap(),
             )
-            .env("PAYMENT_SERVICE__JWT__JWKS_URL", &config.common.jwt.jwks_url)
+            .env(
+                "PAYMENT_SERVICE__JWT__JWKS_URL",
+                &config.common.jwt.jwks_url,
+            )
             .env("RUST_LOG", "trace")
             .env("LOG_FORMAT", "json")
             .stdout(Stdio::piped())
@@ -127,25 +130,19 @@ impl LoggedService {
 
 #[tokio::test]
 async fn the_logs_never_hold_a_full_card_number_even_at_trace_level() {
-    let signer = TokenSigner::generate("user-service-1");
-    let config = test_config(&signer).await;
+    let identities = Identities::new();
+    let jwks = identities.serve_jwks().await;
+    let config = test_config(jwks.url()).await;
     let mut service = LoggedService::start(&config);
     let address = service.address().await;
 
-    let claims = platform_auth::Claims::new(
-        Uuid::now_v7(),
-        "ada@example.com",
-        vec![platform_auth::Role::Customer],
-        config.common.jwt.issuer.clone(),
-        config.common.jwt.audience.clone(),
-        Duration::from_secs(600),
-    );
-    let client = reqwest::Client::new();
+    let ada = identities.customer();
+    let client = http_client();
     let url = format!("http://{address}/api/v1/payment-methods");
     let add = |number: &str| {
         client
             .post(&url)
-            .bearer_auth(signer.sign(&claims).unwrap())
+            .bearer_auth(&ada.token)
             .json(&card(number))
             .send()
     };
