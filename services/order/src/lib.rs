@@ -2,9 +2,8 @@
 //! charges the card (payment), commits the reservation and confirms the order, or compensates
 //! and cancels it with a reason.
 //!
-//! [`Application::build`] binds the listener (port 0 in tests), and
-//! [`Application::run_until_stopped`] runs until shutdown; `main.rs` only wires configuration
-//! and telemetry to them.
+//! [`build`] assembles it on the service kit and binds its listener (port 0 in tests);
+//! [`platform_kit::Application::run_until_stopped`] runs until shutdown.
 
 mod app;
 pub mod config;
@@ -15,8 +14,9 @@ pub mod orders;
 pub mod saga;
 pub mod store;
 
-pub use app::{Application, SERVICE_NAME};
-pub use config::Config;
+pub use app::{build, build_with_worker};
+pub use config::{Config, Settings};
 
-/// Default port of the HTTP API.
-pub const DEFAULT_HTTP_PORT: u16 = 8082;
+/// The service's name: its entry in `services.toml` (variables, ports, store), the `source` of
+/// its events, its name in logs and traces and in the credentials it presents.
+pub const SERVICE_NAME: &str = "order-service";

@@ -55,7 +55,7 @@ pub struct Shop {
     pub signer: TokenSigner,
     pub admin: String,
     pub http: reqwest::Client,
-    pub order_config: order_service::Config,
+    pub order_config: order_service::Settings,
     /// A worker to step the saga by hand, when the service runs without its own.
     pub worker: Option<order_service::saga::SagaWorker>,
     stops: Vec<oneshot::Sender<()>>,
@@ -108,68 +108,75 @@ pub async fn shop_with(options: Options) -> Shop {
     let jwt = |jwt: &mut platform_config::JwtSettings| jwt.jwks_url.clone_from(&jwks_url);
 
     let mongo_url = url(Server::Mongo).await.unwrap();
-    let mut inventory = inventory_service::Config::with_mongo(mongo_url.clone());
-    inventory.mongo = MongoSettings {
+    let mut inventory = inventory_service::Settings::new(inventory_service::Config::with_mongo(
+        mongo_url.clone(),
+    ));
+    inventory.own.mongo = MongoSettings {
         url: Secret::new(mongo_url),
         database: Some(unique_name("inventory")),
     };
-    "127.0.0.1".clone_into(&mut inventory.http.host);
-    inventory.http.port = Some(0);
-    "127.0.0.1".clone_into(&mut inventory.grpc.host);
-    inventory.grpc.port = Some(0);
-    inventory.redis.url = Secret::new(url(Server::Redis).await.unwrap());
-    inventory.cache.key_prefix = unique_name("cache");
-    inventory.nats.url.clone_from(&nats_url);
-    inventory.nats.subject_prefix = Some(prefix.clone());
-    jwt(&mut inventory.jwt);
-    inventory.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
-    inventory.reservations.ttl_secs = options.reservation_ttl_secs;
-    inventory.reservations.sweep_interval_secs = options.reservation_sweep_secs;
-    inventory.catalogue.seed_demo = false;
-    let inventory_db_name = inventory.mongo.database.clone().unwrap();
-    let inventory_app = inventory_service::Application::build(inventory)
+    "127.0.0.1".clone_into(&mut inventory.common.http.host);
+    inventory.common.http.port = Some(0);
+    "127.0.0.1".clone_into(&mut inventory.common.grpc.host);
+    inventory.common.grpc.port = Some(0);
+    inventory.own.redis.url = Secret::new(url(Server::Redis).await.unwrap());
+    inventory.own.cache.key_prefix = unique_name("cache");
+    inventory.common.nats.url.clone_from(&nats_url);
+    inventory.common.nats.subject_prefix = Some(prefix.clone());
+    jwt(&mut inventory.common.jwt);
+    inventory.common.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
+    inventory.own.reservations.ttl_secs = options.reservation_ttl_secs;
+    inventory.own.reservations.sweep_interval_secs = options.reservation_sweep_secs;
+    inventory.own.catalogue.seed_demo = false;
+    let inventory_db_name = inventory.own.mongo.database.clone().unwrap();
+    let inventory_app = inventory_service::build(inventory)
         .await
         .unwrap();
     let inventory_url = format!("http://{}", inventory_app.http_addr());
-    let inventory_grpc = format!("http://{}", inventory_app.grpc_addr());
+    let inventory_grpc = format!("http://{}", inventory_app.grpc_addr().unwrap());
     tokio::spawn(inventory_app.run_until_stopped(stopper(&mut stops)));
 
     let payment_db = fresh_pg_database().await.unwrap();
-    let mut payment = payment_service::Config::with_database(payment_db.url.clone());
-    "127.0.0.1".clone_into(&mut payment.http.host);
-    payment.http.port = Some(0);
-    "127.0.0.1".clone_into(&mut payment.grpc.host);
-    payment.grpc.port = Some(0);
-    payment.nats.url.clone_from(&nats_url);
-    payment.nats.subject_prefix = Some(prefix.clone());
-    jwt(&mut payment.jwt);
-    payment.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
-    payment.provider.slow_card_delay_ms = options.slow_card_delay_ms;
-    let payment_app = payment_service::Application::build(payment).await.unwrap();
+    let mut payment = payment_service::Settings::new(payment_service::Config::with_database(
+        payment_db.url.clone(),
+    ));
+    "127.0.0.1".clone_into(&mut payment.common.http.host);
+    payment.common.http.port = Some(0);
+    "127.0.0.1".clone_into(&mut payment.common.grpc.host);
+    payment.common.grpc.port = Some(0);
+    payment.common.nats.url.clone_from(&nats_url);
+    payment.common.nats.subject_prefix = Some(prefix.clone());
+    jwt(&mut payment.common.jwt);
+    payment.common.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
+    payment.own.provider.slow_card_delay_ms = options.slow_card_delay_ms;
+    let payment_app = payment_service::build(payment).await.unwrap();
     let payments_url = format!("http://{}", payment_app.http_addr());
-    let payments_grpc = format!("http://{}", payment_app.grpc_addr());
+    let payments_grpc = format!("http://{}", payment_app.grpc_addr().unwrap());
     tokio::spawn(payment_app.run_until_stopped(stopper(&mut stops)));
 
     let order_db = fresh_pg_database().await.unwrap();
-    let mut order = order_service::Config::with_database(order_db.url.clone());
-    "127.0.0.1".clone_into(&mut order.http.host);
-    order.http.port = Some(0);
-    order.nats.url.clone_from(&nats_url);
-    order.nats.subject_prefix = Some(prefix.clone());
-    jwt(&mut order.jwt);
-    order.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
-    order.inventory.url = Some(inventory_grpc);
-    order.payment.url = Some(payments_grpc);
-    order.payment.timeout_ms = Some(options.payment_timeout_ms);
-    order.saga.poll_interval_ms = 50;
-    order.saga.retry_base_ms = 50;
-    order.saga.lease_secs = options.lease_secs;
-    let order_app = order_service::Application::build(order.clone())
+    let mut order = order_service::Settings::new(order_service::Config::with_database(
+        order_db.url.clone(),
+    ));
+    "127.0.0.1".clone_into(&mut order.common.http.host);
+    order.common.http.port = Some(0);
+    order.common.nats.url.clone_from(&nats_url);
+    order.common.nats.subject_prefix = Some(prefix.clone());
+    jwt(&mut order.common.jwt);
+    order.common.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
+    order.own.inventory.url = Some(inventory_grpc);
+    order.own.payment.url = Some(payments_grpc);
+    order.own.payment.timeout_ms = Some(options.payment_timeout_ms);
+    order.own.saga.poll_interval_ms = 50;
+    order.own.saga.retry_base_ms = 50;
+    order.own.saga.lease_secs = options.lease_secs;
+    order.own.saga.enabled = options.saga;
+    let (order_app, worker) = order_service::build_with_worker(order.clone())
         .await
         .unwrap();
     let orders_url = format!("http://{}", order_app.http_addr());
-    let worker = (!options.saga).then(|| order_app.saga_worker());
-    tokio::spawn(order_app.run(options.saga, stopper(&mut stops)));
+    let worker = (!options.saga).then_some(worker);
+    tokio::spawn(order_app.run_until_stopped(stopper(&mut stops)));
 
     let mongo = platform_testkit::mongo_client().await.unwrap();
     let admin = signer

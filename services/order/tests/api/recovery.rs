@@ -10,9 +10,9 @@ use crate::helpers::{GOOD_CARD, Options, Shop, shop_with};
 
 /// A second order service on the same database, with its own saga worker.
 async fn fresh_instance(shop: &Shop) -> oneshot::Sender<()> {
-    let app = order_service::Application::build(shop.order_config.clone())
-        .await
-        .unwrap();
+    let mut settings = shop.order_config.clone();
+    settings.own.saga.enabled = true;
+    let app = order_service::build(settings).await.unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
