@@ -158,7 +158,26 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::contracts::{Money, PaymentCaptured};
+
+    /// A payload of the shape `payments.captured` has, written here so the envelope's tests
+    /// need no contracts crate.
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    struct PaymentCaptured {
+        payment_id: Uuid,
+        order_id: Uuid,
+        user_id: Uuid,
+        amount: Amount,
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    struct Amount {
+        minor: i64,
+        currency: String,
+    }
+
+    impl Event for PaymentCaptured {
+        const TYPE: &'static str = "payments.captured";
+    }
 
     fn captured() -> Envelope<PaymentCaptured> {
         Envelope {
@@ -173,7 +192,10 @@ mod tests {
                 payment_id: Uuid::from_bytes([3; 16]),
                 order_id: Uuid::from_bytes([2; 16]),
                 user_id: Uuid::from_bytes([1; 16]),
-                amount: Money::new(2500, "EUR"),
+                amount: Amount {
+                    minor: 2500,
+                    currency: "EUR".to_owned(),
+                },
             },
         }
     }

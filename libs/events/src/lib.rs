@@ -2,18 +2,17 @@
 //! are consumed exactly once in effect.
 //!
 //! - [`envelope`]: the [`Envelope`] every event travels in, and the [`Event`] trait.
-//! - [`contracts`]: the payload of every event the platform emits, with its JSON pinned.
 //! - [`streams`]: the JetStream streams (one per domain, plus dead letters) and their
 //!   provisioning, and the [`Namespace`] that isolates tests.
 //! - [`outbox`]: the transactional outbox (PostgreSQL and MongoDB) and the [`outbox::Relay`]
 //!   that publishes it.
 //! - [`consumer`]: idempotent consumers with an inbox, bounded retries and dead letters.
 //!
+//! The payloads are not here: they are contracts between services, in `platform-contracts`.
 //! `docs/events.md` explains the design and its guarantees in plain words.
 
 mod connect;
 pub mod consumer;
-pub mod contracts;
 pub mod envelope;
 mod mongo;
 pub mod outbox;

@@ -127,7 +127,7 @@ impl Category {
     }
 }
 
-pub use platform_events::contracts::Money;
+pub use platform_contracts::Money;
 
 /// A product's price, checked; errors name `price.minor` and `price.currency`.
 pub fn parse_price(minor: i64, currency: &str) -> Result<Money, Vec<FieldError>> {

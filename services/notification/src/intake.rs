@@ -6,11 +6,11 @@
 
 use std::sync::Arc;
 
-use platform_events::consumer::postgres::PgInbox;
-use platform_events::contracts::{
+use platform_contracts::{
     CancellationReason, LowStock, OrderCancelled, OrderConfirmed, PaymentFailed,
     PaymentFailureReason, UserRegistered,
 };
+use platform_events::consumer::postgres::PgInbox;
 use platform_events::{Event as _, EventHandler, HandlerError, Inbox, ReceivedEvent};
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use chrono::{SubsecRound as _, Utc};
-use platform_events::contracts::{self, OrderCreated, OrderLine};
+use platform_contracts::{self as contracts, OrderCreated, OrderLine};
 use platform_events::{Envelope, Namespace};
 use platform_http::{ApiError, FieldError};
 use sqlx::PgPool;

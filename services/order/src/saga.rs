@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures::future::join_all;
-use platform_events::contracts::{self, CancellationReason, OrderCancelled, OrderConfirmed};
+use platform_contracts::{self as contracts, CancellationReason, OrderCancelled, OrderConfirmed};
 use platform_events::{Envelope, Namespace};
 use platform_proto::inventory::v1::{ReservationItem, ReservationStatus};
 use platform_proto::payment::v1::{self as payment, PaymentStatus};

@@ -214,7 +214,7 @@ impl fmt::Debug for Cvc {
     }
 }
 
-pub use platform_events::contracts::Money;
+pub use platform_contracts::Money;
 
 /// An amount to charge or refund, checked; errors name `amount.minor` and `amount.currency`.
 pub fn parse_amount(minor: i64, currency: &str) -> Result<Money, Vec<FieldError>> {

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{DateTime, SubsecRound as _, Utc};
-use platform_events::contracts::{
-    self, PaymentCaptured, PaymentFailed, PaymentFailureReason, PaymentRefunded,
+use platform_contracts::{
+    self as contracts, PaymentCaptured, PaymentFailed, PaymentFailureReason, PaymentRefunded,
 };
 use platform_events::{Envelope, Namespace};
 use platform_http::{ApiError, FieldError};

@@ -8,7 +8,6 @@ use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::message::PublishMessage;
 use platform_events::consumer::dead_letter_headers as dlq;
 use platform_events::consumer::postgres::PgInbox;
-use platform_events::contracts::PaymentCaptured;
 use platform_events::{
     Consumer, ConsumerConfig, Envelope, EventHandler, HandlerError, Inbox, ReceivedEvent,
 };
@@ -17,7 +16,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::support::{Bus, captured_payment};
+use crate::support::{Bus, PaymentCaptured, captured_payment};
 
 /// What the test handler does on the n-th call for an event.
 #[derive(Clone, Copy, Debug)]

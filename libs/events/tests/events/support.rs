@@ -4,9 +4,28 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, message::StreamMessage};
-use platform_events::contracts::{Money, PaymentCaptured};
-use platform_events::{Envelope, Namespace, ensure_streams, platform_streams};
+use platform_events::{Envelope, Event, Namespace, ensure_streams, platform_streams};
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+/// A test payload of the shape `payments.captured` has; the library knows no real payload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PaymentCaptured {
+    pub payment_id: Uuid,
+    pub order_id: Uuid,
+    pub user_id: Uuid,
+    pub amount: Amount,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Amount {
+    pub minor: i64,
+    pub currency: String,
+}
+
+impl Event for PaymentCaptured {
+    const TYPE: &'static str = "payments.captured";
+}
 
 /// A namespace of its own on the test NATS server, with the platform's streams in it.
 pub struct Bus {
@@ -91,7 +110,10 @@ pub fn captured_payment() -> Envelope<PaymentCaptured> {
             payment_id: Uuid::now_v7(),
             order_id,
             user_id: Uuid::now_v7(),
-            amount: Money::new(1999, "EUR"),
+            amount: Amount {
+                minor: 1999,
+                currency: "EUR".to_owned(),
+            },
         },
     )
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use futures::future::join_all;
-use platform_events::contracts::{
+use platform_contracts::{
     LowStock, ReleaseReason, StockCommitted, StockLine, StockReleased, StockReserved,
 };
 use platform_proto::inventory::v1::inventory_service_client::InventoryServiceClient;

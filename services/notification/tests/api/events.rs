@@ -1,10 +1,10 @@
 //! Each event type produces the right email, once.
 
-use platform_events::Envelope;
-use platform_events::contracts::{
+use platform_contracts::{
     CancellationReason, LowStock, Money, OrderCancelled, OrderConfirmed, OrderLine, PaymentFailed,
     PaymentFailureReason,
 };
+use platform_events::Envelope;
 use serde_json::Value;
 use uuid::Uuid;
 

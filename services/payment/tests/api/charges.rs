@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use platform_events::contracts::{PaymentCaptured, PaymentFailed, PaymentFailureReason};
+use platform_contracts::{PaymentCaptured, PaymentFailed, PaymentFailureReason};
 use platform_proto::payment::v1::{GetPaymentMethodRequest, PaymentStatus};
 use platform_testkit::eventually;
 use serde_json::Value;

@@ -1,6 +1,6 @@
 //! `Refund` over gRPC: within what was captured, once per key.
 
-use platform_events::contracts::PaymentRefunded;
+use platform_contracts::PaymentRefunded;
 use tonic::Code;
 use uuid::Uuid;
 
