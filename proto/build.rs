@@ -1,7 +1,8 @@
 //! Compiles every `.proto` of the platform with the vendored `protoc`, so a fresh machine needs
 //! no system protobuf compiler.
 
-const PROTOS: [&str; 3] = [
+const PROTOS: [&str; 4] = [
+    "common/v1/money.proto",
     "user/v1/user.proto",
     "inventory/v1/inventory.proto",
     "payment/v1/payment.proto",

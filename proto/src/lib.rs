@@ -1,9 +1,18 @@
 //! The platform's internal gRPC contracts, generated from `proto/` at build time.
 //!
 //! Each service owns one package, versioned (`v1`); a breaking change gets a new package beside
-//! the old one so callers can move over at their own pace.
+//! the old one so callers can move over at their own pace. Messages several packages carry (such
+//! as `Money`) live once, in `common`.
 
 #![allow(clippy::pedantic, missing_docs)]
+
+/// Messages every service's contract shares, such as `Money`.
+pub mod common {
+    /// Version 1 of the shared messages.
+    pub mod v1 {
+        tonic::include_proto!("platform.common.v1");
+    }
+}
 
 /// The user service: account look-ups for other services.
 pub mod user {

@@ -4,7 +4,8 @@
 //! Each payload's JSON form is pinned by a test; changing it is a breaking change that needs a
 //! new `SCHEMA_VERSION`. The modules follow the domains (and streams) the events belong to:
 //!
-//! - `money`: [`Money`], checked with [`Money::parse`].
+//! - `money`: [`Money`], checked with [`Money::parse`], and its gRPC form
+//!   (`platform_proto::common::v1::Money`).
 //! - `users`: `users.registered`.
 //! - `orders`: `orders.created`, `orders.confirmed`, `orders.cancelled`.
 //! - `payments`: `payments.captured`, `payments.failed`, `payments.refunded`.
@@ -20,7 +21,7 @@ mod users;
 pub use inventory::{
     LowStock, ReleaseReason, StockCommitted, StockLine, StockReleased, StockReserved,
 };
-pub use money::{CURRENCIES, MAX_MINOR, Money};
+pub use money::{CURRENCIES, InvalidMoney, MAX_MINOR, Money};
 pub use orders::{CancellationReason, OrderCancelled, OrderConfirmed, OrderCreated, OrderLine};
 pub use payments::{PaymentCaptured, PaymentFailed, PaymentFailureReason, PaymentRefunded};
 pub use users::UserRegistered;

@@ -1,6 +1,7 @@
 //! The internal gRPC API: prices and availability, and stock reservations for the checkout saga.
 
 use platform_auth::CallerService;
+use platform_proto::common::v1 as common;
 use platform_proto::inventory::v1::inventory_service_server::InventoryService;
 use platform_proto::inventory::v1::{
     self as proto, CommitRequest, CommitResponse, GetProductsRequest, GetProductsResponse,
@@ -105,7 +106,7 @@ impl InventoryService for InventoryGrpc {
                     id: product.id,
                     sku: product.sku,
                     name: product.name,
-                    price: Some(proto::Money {
+                    price: Some(common::Money {
                         minor: product.price.minor,
                         currency: product.price.currency,
                     }),

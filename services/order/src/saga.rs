@@ -15,7 +15,7 @@ use futures::future::join_all;
 use platform_contracts::{self as contracts, CancellationReason, OrderCancelled, OrderConfirmed};
 use platform_events::{Envelope, Namespace};
 use platform_proto::inventory::v1::{ReservationItem, ReservationStatus};
-use platform_proto::payment::v1::{self as payment, PaymentStatus};
+use platform_proto::payment::v1::PaymentStatus;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -187,10 +187,7 @@ impl SagaWorker {
     }
 
     async fn charge(&self, order: &OrderRow) -> Decision {
-        let amount = payment::Money {
-            minor: order.total_minor,
-            currency: order.currency.clone(),
-        };
+        let amount = contracts::Money::new(order.total_minor, &order.currency);
         match self
             .payments
             .charge(order.id, order.user_id, amount, order.payment_method_id)
@@ -271,10 +268,7 @@ impl SagaWorker {
         };
         if order.resolve_payment {
             // Charging again with the same key returns the first charge's outcome.
-            let amount = payment::Money {
-                minor: order.total_minor,
-                currency: order.currency.clone(),
-            };
+            let amount = contracts::Money::new(order.total_minor, &order.currency);
             let outcome = self
                 .payments
                 .charge(order.id, order.user_id, amount, order.payment_method_id)
@@ -301,10 +295,7 @@ impl SagaWorker {
             );
         }
         if order.refund_pending {
-            let amount = payment::Money {
-                minor: order.total_minor,
-                currency: order.currency.clone(),
-            };
+            let amount = contracts::Money::new(order.total_minor, &order.currency);
             let key = format!("order:{}:cancel", order.id);
             return (
                 "refund",

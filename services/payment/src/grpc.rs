@@ -1,6 +1,8 @@
 //! The internal gRPC API: payment methods, charges and refunds for the checkout saga.
 
 use platform_auth::CallerService;
+use platform_http::FieldError;
+use platform_proto::common::v1 as common;
 use platform_proto::payment::v1::payment_service_server::PaymentService;
 use platform_proto::payment::v1::{
     self as proto, ChargeRequest, ChargeResponse, GetPaymentMethodRequest,
@@ -9,7 +11,7 @@ use platform_proto::payment::v1::{
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::domain::{self, Money, parse_amount};
+use crate::domain::{self, Money};
 use crate::payments::{PaymentError, Payments};
 
 /// `platform.payment.v1.PaymentService`, served behind the service-credential interceptor.
@@ -52,10 +54,12 @@ fn uuid(field: &str, raw: &str) -> Result<Uuid, Status> {
         .map_err(|_| Status::invalid_argument(format!("{field} `{raw}` is not a UUID")))
 }
 
-fn money(amount: Option<proto::Money>) -> Result<Money, Status> {
+fn money(amount: Option<common::Money>) -> Result<Money, Status> {
     let amount = amount.ok_or_else(|| Status::invalid_argument("amount is required"))?;
-    parse_amount(amount.minor, &amount.currency)
-        .map_err(|errors| PaymentError::Invalid(errors).into())
+    Money::try_from(amount).map_err(|invalid| {
+        let fields = invalid.in_field("amount").into_iter();
+        PaymentError::Invalid(fields.map(FieldError::from).collect()).into()
+    })
 }
 
 #[tonic::async_trait]
@@ -128,10 +132,7 @@ impl PaymentService for PaymentGrpc {
             .await?;
         Ok(Response::new(RefundResponse {
             refund_id: refund.id.to_string(),
-            refunded_total: Some(proto::Money {
-                minor: refund.refunded_total.minor,
-                currency: refund.refunded_total.currency,
-            }),
+            refunded_total: Some(refund.refunded_total.into()),
             payment_id: refund.payment_id.to_string(),
         }))
     }

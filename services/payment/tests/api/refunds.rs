@@ -102,7 +102,7 @@ async fn refunds_of_failed_unknown_or_mismatched_payments_are_refused() {
     let status = client
         .refund(platform_proto::payment::v1::RefundRequest {
             order_id: order.to_string(),
-            amount: Some(platform_proto::payment::v1::Money {
+            amount: Some(platform_proto::common::v1::Money {
                 minor: 100,
                 currency: "USD".to_owned(),
             }),
