@@ -1,25 +1,20 @@
 //! Spawning the service on port 0 against its own database and NATS namespace.
 
-use std::time::Duration;
-
 use async_nats::jetstream;
 use async_nats::jetstream::message::StreamMessage;
 use platform_auth::{JwksVerifier, JwksVerifierConfig, TokenSigner};
-use platform_config::Secret;
+use platform_config::{JwtSettings, Secret};
 use platform_events::Namespace;
-use platform_testkit::{Server, eventually, fresh_pg_database, stream_messages, unique_name, url};
-use reqwest::Response;
+use platform_events::outbox::postgres::PgOutbox;
+use platform_testkit::service::{Identities, assert_problem, events, http_client, localise};
+pub use platform_testkit::service::{PASSWORD, SERVICE_SECRET};
+use platform_testkit::{fresh_pg_database, unique_name};
+use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use user_service::http::TokenResponse;
 use user_service::{Config, Settings};
-
-/// The shared secret of service credentials in tests.
-pub const SERVICE_SECRET: &str = "test-service-secret-at-least-32-bytes-long";
-
-/// A password that satisfies the policy.
-pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
     pub address: String,
@@ -27,8 +22,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub pool: PgPool,
     pub config: Settings,
-    /// The service's own signing key (the test configured it), to mint tokens by hand.
-    pub signer: TokenSigner,
+    /// Mints tokens by hand with the service's own signing key (the test configured it).
+    pub identities: Identities,
     pub namespace: Namespace,
     pub jetstream: jetstream::Context,
     stop: Option<oneshot::Sender<()>>,
@@ -45,15 +40,13 @@ pub async fn test_config() -> (Settings, String) {
     platform_http::install_crypto_provider();
     let db = fresh_pg_database().await.unwrap();
     let mut config = Settings::new(Config::with_database(db.url.clone()));
-    "127.0.0.1".clone_into(&mut config.common.http.host);
-    config.common.http.port = Some(0);
-    "127.0.0.1".clone_into(&mut config.common.grpc.host);
-    config.common.grpc.port = Some(0);
-    config.common.nats.url = url(Server::Nats).await.unwrap();
-    config.common.nats.subject_prefix = Some(unique_name("t"));
+    // The service verifies its own tokens with the keys it preloads: the JWKS URL keeps its
+    // default.
+    localise(&mut config.common, &JwtSettings::default().jwks_url)
+        .await
+        .unwrap();
     let pem = TokenSigner::generate_pkcs8_pem();
     config.own.tokens.signing_key_pem = Some(Secret::new(pem.clone()));
-    config.common.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
     (config, pem)
 }
 
@@ -67,15 +60,20 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let running = tokio::spawn(application.run_until_stopped(async {
         let _ = stopped.await;
     }));
-    let pool = PgPool::connect(config.own.database.url.expose()).await.unwrap();
-    let namespace = Namespace::prefixed(config.common.nats.subject_prefix.as_deref().unwrap()).unwrap();
+    let pool = PgPool::connect(config.own.database.url.expose())
+        .await
+        .unwrap();
+    let namespace =
+        Namespace::prefixed(config.common.nats.subject_prefix.as_deref().unwrap()).unwrap();
     let nats = async_nats::connect(&config.common.nats.url).await.unwrap();
     TestApp {
         address,
         grpc_address,
-        http: reqwest::Client::new(),
+        http: http_client(),
         pool,
-        signer: TokenSigner::from_pkcs8_pem(config.own.tokens.signing_key_id.clone(), &pem).unwrap(),
+        identities: Identities::with_signer(
+            TokenSigner::from_pkcs8_pem(config.own.tokens.signing_key_id.clone(), &pem).unwrap(),
+        ),
         config,
         namespace,
         jetstream: jetstream::new(nats),
@@ -175,29 +173,24 @@ impl TestApp {
         .unwrap()
     }
 
-    /// Every message stored in the USERS stream of this test's namespace (waiting until the
-    /// relay has provisioned it).
-    pub async fn user_events(&self) -> Vec<StreamMessage> {
-        let name = self.namespace.domain_stream("users");
-        eventually(Duration::from_secs(10), "the USERS stream", || async {
-            self.jetstream.get_stream(&name).await.ok()
-        })
+    /// Every message stored in the USERS stream of this test's namespace, once the service's
+    /// outbox has nothing left to publish: no event written so far can still follow.
+    pub async fn settled_user_events(&self) -> Vec<StreamMessage> {
+        let outbox = PgOutbox::new(self.pool.clone(), self.namespace.clone());
+        events::settled(
+            &outbox,
+            &self.jetstream,
+            &self.namespace.domain_stream("users"),
+        )
         .await
-        .unwrap();
-        stream_messages(&self.jetstream, &name).await.unwrap()
+        .unwrap()
     }
 }
 
-/// Asserts a problem+json answer with this status, and returns its body.
+/// Asserts a problem+json answer with this status (see [`assert_problem`]), and returns its
+/// body.
 pub async fn problem(response: Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], status);
-    body
+    assert_problem(response, StatusCode::from_u16(status).unwrap(), "").await
 }
 
 /// The field names a 422 problem lists.

@@ -77,7 +77,7 @@ async fn expired_tampered_and_foreign_tokens_are_401() {
         exp: Utc::now() - TimeDelta::hours(1),
         ..fresh.clone()
     };
-    let expired = app.signer.sign(&expired).unwrap();
+    let expired = app.identities.sign(&expired);
     let body = problem(app.me(&expired).await, 401).await;
     assert!(
         body["detail"].as_str().unwrap().contains("expired"),
@@ -92,7 +92,7 @@ async fn expired_tampered_and_foreign_tokens_are_401() {
     problem(app.me(&parts.join(".")).await, 401).await;
 
     // A key the service never published, under the service's own kid.
-    let impostor = TokenSigner::generate(app.signer.kid());
+    let impostor = TokenSigner::generate(app.identities.signer().kid());
     problem(app.me(&impostor.sign(&fresh).unwrap()).await, 401).await;
 
     // A valid signature, but minted for another audience.
@@ -100,11 +100,7 @@ async fn expired_tampered_and_foreign_tokens_are_401() {
         aud: "some-other-api".to_owned(),
         ..fresh
     };
-    problem(
-        app.me(&app.signer.sign(&other_audience).unwrap()).await,
-        401,
-    )
-    .await;
+    problem(app.me(&app.identities.sign(&other_audience)).await, 401).await;
 }
 
 #[tokio::test]

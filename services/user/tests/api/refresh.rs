@@ -106,7 +106,16 @@ async fn garbage_and_expired_refresh_tokens_are_401() {
     problem(app.refresh("rt_not-a-token").await, 401).await;
     problem(app.refresh(&tokens.access_token).await, 401).await;
 
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Wait until the expiry the service stored has passed, not for a guessed time.
+    let expires_at: chrono::DateTime<chrono::Utc> =
+        sqlx::query_scalar("SELECT max(expires_at) FROM refresh_tokens")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    let remaining = (expires_at - chrono::Utc::now())
+        .to_std()
+        .unwrap_or_default();
+    tokio::time::sleep(remaining + Duration::from_millis(1)).await;
     let expired = problem(app.refresh(&tokens.refresh_token).await, 401).await;
     assert!(
         expired["detail"].as_str().unwrap().contains("expired"),
