@@ -26,11 +26,13 @@ infra-reset: ## Stop the local infrastructure and delete its data.
 
 run: infra-up ## Run the whole platform (gateway on :8080) against the local infrastructure, until Ctrl-C.
 	eval "$$($(INFRA) env)"
-	cargo run -p e2e --bin platform -- run
+	cargo build --bins
+	target/debug/platform run
 
 bench: infra-up ## Checkout load through the gateway: orders/s, latency to CONFIRMED, memory (BENCH_ARGS="--concurrency 8 --duration 20").
 	eval "$$($(INFRA) env)"
-	cargo run --release -p e2e --bin platform -- bench $(BENCH_ARGS)
+	cargo build --release --bins
+	target/release/platform bench $(BENCH_ARGS)
 
 bench-gateway: infra-up ## Requests/s and latency: upstream direct vs nginx vs the gateway with JWT + rate limiting (installs nginx if missing).
 	eval "$$($(INFRA) env)"

@@ -138,7 +138,7 @@ impl Application {
             }),
         });
 
-        let port = config.http.port_or(crate::DEFAULT_HTTP_PORT);
+        let port = config.http.port_or(platform_registry::gateway().http_port);
         let listener = if share_port {
             bind_shared(&config.http.host, port).await?
         } else {

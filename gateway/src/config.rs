@@ -39,14 +39,18 @@ use serde::Deserialize;
 /// The prefix of every variable, e.g. `GATEWAY__UPSTREAMS__USER`.
 pub const ENV_PREFIX: &str = "GATEWAY";
 
-/// The upstreams every deployment has, with their default addresses (docs/design.md's ports).
-pub const DEFAULT_UPSTREAMS: [(&str, &str); 5] = [
-    ("user", "http://127.0.0.1:8081"),
-    ("order", "http://127.0.0.1:8082"),
-    ("payment", "http://127.0.0.1:8083"),
-    ("inventory", "http://127.0.0.1:8084"),
-    ("notification", "http://127.0.0.1:8085"),
-];
+/// The upstreams every deployment has, with their default addresses: each service of
+/// `services.toml` marked `upstream`, on its HTTP port (docs/design.md's port scheme).
+pub fn default_upstreams() -> BTreeMap<String, String> {
+    platform_registry::services()
+        .iter()
+        .filter(|service| service.upstream)
+        .map(|service| {
+            let url = format!("http://127.0.0.1:{}", service.http_port);
+            (service.name.clone(), url)
+        })
+        .collect()
+}
 
 /// Everything the gateway reads at start-up.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -56,7 +60,7 @@ pub struct Config {
     pub http: HttpSettings,
     /// How the process serves.
     pub server: ServerSettings,
-    /// Upstream base URLs by name, on top of [`DEFAULT_UPSTREAMS`].
+    /// Upstream base URLs by name, on top of [`default_upstreams`].
     pub upstreams: BTreeMap<String, String>,
     /// Where the route table comes from.
     pub routes: RoutesSettings,
@@ -90,10 +94,7 @@ impl Config {
 
     /// Every upstream: the defaults, overridden or extended by `GATEWAY__UPSTREAMS__*`.
     pub fn upstream_urls(&self) -> BTreeMap<String, String> {
-        let mut urls: BTreeMap<String, String> = DEFAULT_UPSTREAMS
-            .iter()
-            .map(|(name, url)| ((*name).to_owned(), (*url).to_owned()))
-            .collect();
+        let mut urls = default_upstreams();
         for (name, url) in &self.upstreams {
             urls.insert(name.to_ascii_lowercase(), url.clone());
         }
@@ -375,7 +376,11 @@ mod tests {
     #[test]
     fn nothing_is_required_and_the_defaults_are_the_documented_ones() {
         let config = load(&[]).unwrap();
-        assert_eq!(config.http.port_or(crate::DEFAULT_HTTP_PORT), 8080);
+        assert_eq!(
+            config.http.port_or(platform_registry::gateway().http_port),
+            8080
+        );
+        assert_eq!(platform_registry::gateway().env_prefix, ENV_PREFIX);
         assert_eq!(config.upstream_urls()["inventory"], "http://127.0.0.1:8084");
         assert!(config.rate_limit.enabled);
         assert_eq!(config.rate_limit.max_lease, 100);

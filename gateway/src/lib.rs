@@ -42,6 +42,3 @@ pub mod server;
 
 pub use app::{Application, SERVICE_NAME, run_workers};
 pub use config::Config;
-
-/// Default port of the public HTTP entry point.
-pub const DEFAULT_HTTP_PORT: u16 = 8080;

@@ -311,10 +311,7 @@ mod tests {
     #[test]
     fn the_builtin_table_is_valid_and_routes_every_service() {
         let table = RouteTable::parse_toml(DEFAULT_TABLE, "built-in").unwrap();
-        let upstreams: BTreeMap<String, String> = crate::config::DEFAULT_UPSTREAMS
-            .iter()
-            .map(|(name, url)| ((*name).to_owned(), (*url).to_owned()))
-            .collect();
+        let upstreams = crate::config::default_upstreams();
         table.check_upstreams(&upstreams).unwrap();
 
         let route = |method: Method, path: &str| {

@@ -43,7 +43,7 @@ struct Results {
 fn bench_config() -> anyhow::Result<PlatformConfig> {
     let namespace = format!("bench_{}", Uuid::now_v7().simple());
     let mut config = PlatformConfig {
-        executable: std::env::current_exe()?,
+        bin_dir: crate::launcher::binaries_beside_this_one()?,
         infra: Infra::from_env()?,
         ports: Ports::free()?,
         namespace: namespace.clone(),
@@ -57,7 +57,7 @@ fn bench_config() -> anyhow::Result<PlatformConfig> {
     };
     for class in ["AUTH", "READ", "WRITE"] {
         config.set(
-            Service::Gateway,
+            Service::GATEWAY,
             &format!("RATE_LIMIT__{class}__LIMIT"),
             &1_000_000,
         );
@@ -192,8 +192,7 @@ async fn checkout(
 }
 
 fn memory(platform: &Platform) -> BTreeMap<Service, u64> {
-    Service::ALL
-        .into_iter()
+    Service::all()
         .filter_map(|service| platform.rss_kib(service).map(|rss| (service, rss)))
         .collect()
 }
@@ -240,7 +239,7 @@ fn print_report(
         ms(percentile(&latencies, 0.99))
     );
     println!("  resident memory (MiB)   idle   under load");
-    for service in Service::ALL {
+    for service in Service::all() {
         println!(
             "    {:<14} {:>11.1} {:>12.1}",
             service.name(),

@@ -10,58 +10,63 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use platform_registry::Store;
 use sqlx::{Connection as _, PgConnection};
 
-/// The platform's processes.
+/// One of the platform's processes: a service of `services.toml`, or the gateway.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Service {
-    /// Accounts and tokens.
-    User,
-    /// Catalogue and stock.
-    Inventory,
-    /// Payment methods, charges, refunds.
-    Payment,
-    /// Orders and the checkout saga.
-    Order,
-    /// Emails.
-    Notification,
-    /// The edge.
-    Gateway,
-}
+pub struct Service(&'static str);
 
 impl Service {
-    /// Every process, in start order.
-    pub const ALL: [Service; 6] = [
-        Self::User,
-        Self::Inventory,
-        Self::Payment,
-        Self::Order,
-        Self::Notification,
-        Self::Gateway,
-    ];
+    /// The edge.
+    pub const GATEWAY: Service = Service("gateway");
+
+    /// The service named `name` in `services.toml`, or the gateway.
+    ///
+    /// # Panics
+    /// When no such process is declared (a mistake in the caller, not a runtime condition).
+    pub fn named(name: &str) -> Self {
+        name.parse()
+            .unwrap_or_else(|error: String| panic!("{error}"))
+    }
+
+    /// Every process, in start order: the registry's services, then the gateway.
+    pub fn all() -> impl DoubleEndedIterator<Item = Service> {
+        platform_registry::services()
+            .iter()
+            .map(|entry| Service(entry.name.as_str()))
+            .chain([Self::GATEWAY])
+    }
+
+    /// Every service (not the gateway), in registry order.
+    pub fn services() -> impl Iterator<Item = Service> {
+        Self::all().filter(|service| *service != Self::GATEWAY)
+    }
 
     /// The name used on the command line and in logs.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::User => "user",
-            Self::Inventory => "inventory",
-            Self::Payment => "payment",
-            Self::Order => "order",
-            Self::Notification => "notification",
-            Self::Gateway => "gateway",
-        }
+        self.0
     }
 
-    /// The prefix of the service's configuration variables.
+    /// Its registry entry (`None` for the gateway).
+    pub fn entry(self) -> Option<&'static platform_registry::ServiceEntry> {
+        platform_registry::find(self.0).filter(|entry| entry.name == self.0)
+    }
+
+    /// Its binary, which the launcher runs.
+    pub fn binary(self) -> &'static str {
+        self.entry()
+            .map_or(platform_registry::gateway().binary.as_str(), |entry| {
+                entry.binary.as_str()
+            })
+    }
+
+    /// The prefix of its configuration variables.
     pub fn env_prefix(self) -> &'static str {
-        match self {
-            Self::User => "USER_SERVICE",
-            Self::Inventory => "INVENTORY_SERVICE",
-            Self::Payment => "PAYMENT_SERVICE",
-            Self::Order => "ORDER_SERVICE",
-            Self::Notification => "NOTIFICATION_SERVICE",
-            Self::Gateway => "GATEWAY",
-        }
+        self.entry()
+            .map_or(platform_registry::gateway().env_prefix.as_str(), |entry| {
+                entry.env_prefix.as_str()
+            })
     }
 }
 
@@ -75,10 +80,12 @@ impl FromStr for Service {
     type Err = String;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
+        Self::all()
             .find(|service| service.name() == name)
-            .ok_or_else(|| format!("unknown service `{name}` (user, inventory, payment, order, notification, gateway)"))
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::all().map(Service::name).collect();
+                format!("unknown service `{name}` ({})", known.join(", "))
+            })
     }
 }
 
@@ -89,53 +96,49 @@ pub struct Ports {
     pub gateway: u16,
     /// Services' HTTP APIs.
     pub http: BTreeMap<Service, u16>,
-    /// Services' gRPC APIs (user, inventory, payment).
+    /// Services' gRPC APIs (those with a `grpc_port` in `services.toml`).
     pub grpc: BTreeMap<Service, u16>,
 }
 
 impl Ports {
-    /// docs/design.md's ports: 8080 for the gateway, 808x and 908x for the services.
+    /// The ports of `services.toml` (docs/design.md's port scheme).
     pub fn standard() -> Self {
         Self {
-            gateway: 8080,
-            http: BTreeMap::from([
-                (Service::User, 8081),
-                (Service::Order, 8082),
-                (Service::Payment, 8083),
-                (Service::Inventory, 8084),
-                (Service::Notification, 8085),
-            ]),
-            grpc: BTreeMap::from([
-                (Service::User, 9081),
-                (Service::Payment, 9083),
-                (Service::Inventory, 9084),
-            ]),
+            gateway: platform_registry::gateway().http_port,
+            http: Service::services()
+                .filter_map(|service| Some((service, service.entry()?.http_port)))
+                .collect(),
+            grpc: Service::services()
+                .filter_map(|service| Some((service, service.entry()?.grpc_port?)))
+                .collect(),
         }
     }
 
-    /// Free ports on 127.0.0.1 (asked of the OS and released at once; for tests).
+    /// Free ports on 127.0.0.1 (asked of the OS and released at once; for tests), for the same
+    /// listeners as [`Ports::standard`].
     pub fn free() -> anyhow::Result<Self> {
         let free = || -> anyhow::Result<u16> {
             Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
         };
-        let mut http = BTreeMap::new();
-        for service in Service::ALL.into_iter().filter(|s| *s != Service::Gateway) {
-            http.insert(service, free()?);
-        }
-        let mut grpc = BTreeMap::new();
-        for service in [Service::User, Service::Payment, Service::Inventory] {
-            grpc.insert(service, free()?);
-        }
+        let standard = Self::standard();
         Ok(Self {
             gateway: free()?,
-            http,
-            grpc,
+            http: standard
+                .http
+                .keys()
+                .map(|service| Ok((*service, free()?)))
+                .collect::<anyhow::Result<_>>()?,
+            grpc: standard
+                .grpc
+                .keys()
+                .map(|service| Ok((*service, free()?)))
+                .collect::<anyhow::Result<_>>()?,
         })
     }
 
     /// A process's HTTP port.
     pub fn http(&self, service: Service) -> u16 {
-        if service == Service::Gateway {
+        if service == Service::GATEWAY {
             self.gateway
         } else {
             self.http[&service]
@@ -179,8 +182,9 @@ impl Infra {
 /// How the platform is started.
 #[derive(Clone, Debug)]
 pub struct PlatformConfig {
-    /// The `platform` binary (it runs each service with `platform node <service>`).
-    pub executable: PathBuf,
+    /// Where the services' and the gateway's binaries are (`target/debug` or
+    /// `target/release`: `cargo build --bins` builds them).
+    pub bin_dir: PathBuf,
     /// The infrastructure.
     pub infra: Infra,
     /// Ports.
@@ -244,53 +248,63 @@ impl PlatformConfig {
             set("GRPC__HOST", "127.0.0.1".to_owned());
             set("GRPC__PORT", grpc.to_string());
         }
-        let jwks = format!("{}/.well-known/jwks.json", local(ports.http(Service::User)));
-        if service != Service::Gateway {
+        let jwks = format!(
+            "{}/.well-known/jwks.json",
+            local(ports.http(Service::named("user")))
+        );
+        if let Some(entry) = service.entry() {
             set("NATS__URL", self.infra.nats.clone());
             if !self.namespace.is_empty() {
                 set("NATS__SUBJECT_PREFIX", self.namespace.clone());
             }
             set("SERVICE_AUTH__SECRET", self.service_secret.clone());
-        }
-        if service != Service::User {
+            set("JWT__JWKS_URL", jwks);
+            match entry.store {
+                Store::Postgres => set("DATABASE__URL", self.postgres_url(&entry.database)),
+                Store::Mongo => {
+                    set("MONGO__URL", self.infra.mongodb.clone());
+                    set("MONGO__DATABASE", self.database(&entry.database));
+                }
+            }
+            if entry.redis {
+                set("REDIS__URL", self.infra.redis.clone());
+            }
+            for callee in &entry.calls {
+                let callee = Service::named(callee);
+                set(
+                    &format!("{}__URL", callee.name().to_ascii_uppercase()),
+                    local(ports.grpc[&callee]),
+                );
+            }
+        } else {
             set("JWT__JWKS_URL", jwks);
         }
-        match service {
-            Service::User => {
-                set("DATABASE__URL", self.postgres_url("users"));
+        // What only one process needs: its secrets, its demo data, its mail server.
+        match service.name() {
+            "user" => {
                 set("TOKENS__SIGNING_KEY_PEM", self.signing_key_pem.clone());
                 set("BOOTSTRAP_ADMIN__EMAIL", self.admin.0.clone());
                 set("BOOTSTRAP_ADMIN__PASSWORD", self.admin.1.clone());
             }
-            Service::Inventory => {
-                set("MONGO__URL", self.infra.mongodb.clone());
-                set("MONGO__DATABASE", self.database("inventory"));
-                set("REDIS__URL", self.infra.redis.clone());
+            "inventory" => {
                 set("CACHE__KEY_PREFIX", self.database("inventory"));
                 set("CATALOGUE__SEED_DEMO", self.seed_demo.to_string());
             }
-            Service::Payment => set("DATABASE__URL", self.postgres_url("payments")),
-            Service::Order => {
-                set("DATABASE__URL", self.postgres_url("orders"));
-                set("INVENTORY__URL", local(ports.grpc[&Service::Inventory]));
-                set("PAYMENT__URL", local(ports.grpc[&Service::Payment]));
-            }
-            Service::Notification => {
-                set("DATABASE__URL", self.postgres_url("notifications"));
-                set("USER_SERVICE__URL", local(ports.grpc[&Service::User]));
+            "notification" => {
                 set("SMTP__URL", self.infra.smtp.clone());
                 set("DELIVERY__ADMIN_EMAIL", self.operations_email.clone());
             }
-            Service::Gateway => {
-                for upstream in Service::ALL.into_iter().filter(|s| *s != Service::Gateway) {
+            "gateway" => {
+                for upstream in platform_registry::services().iter().filter(|s| s.upstream) {
                     set(
-                        &format!("UPSTREAMS__{}", upstream.name().to_ascii_uppercase()),
-                        local(ports.http(upstream)),
+                        &format!("UPSTREAMS__{}", upstream.name.to_ascii_uppercase()),
+                        local(ports.http(Service::named(&upstream.name))),
                     );
                 }
                 set("REDIS__URL", self.infra.redis.clone());
                 set("RATE_LIMIT__KEY_PREFIX", self.database("gateway"));
             }
+            _ => {}
         }
         env.push(("LOG_FORMAT".to_owned(), "json".to_owned()));
         if std::env::var_os("RUST_LOG").is_none() {
@@ -322,10 +336,10 @@ impl Platform {
                 .timeout(Duration::from_secs(5))
                 .build()?,
         };
-        for service in Service::ALL {
+        for service in Service::all() {
             platform.spawn(service)?;
         }
-        for service in Service::ALL {
+        for service in Service::all() {
             platform
                 .wait_ready(service, Duration::from_secs(120))
                 .await?;
@@ -374,16 +388,19 @@ impl Platform {
             .append(true)
             .open(self.log_file(service))
             .with_context(|| format!("opening the log of {service}"))?;
-        let child = Command::new(&self.config.executable)
-            .args(["node", service.name()])
+        let binary = self.config.bin_dir.join(service.binary());
+        anyhow::ensure!(
+            binary.is_file(),
+            "{} does not exist: build the binaries first (`cargo build --bins`)",
+            binary.display()
+        );
+        let child = Command::new(&binary)
             .envs(self.config.environment(service))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .with_context(|| {
-                format!("starting {service} ({})", self.config.executable.display())
-            })?;
+            .with_context(|| format!("starting {service} ({})", binary.display()))?;
         self.children.insert(service, child);
         Ok(())
     }
@@ -442,7 +459,7 @@ impl Platform {
 
     /// Stops every process gracefully, the gateway first.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
-        for service in Service::ALL.into_iter().rev() {
+        for service in Service::all().rev() {
             if let Some(mut child) = self.children.remove(&service) {
                 terminate(&mut child, Duration::from_secs(30)).await?;
             }
@@ -482,8 +499,11 @@ async fn create_databases(config: &PlatformConfig) -> anyhow::Result<()> {
     let mut admin = PgConnection::connect(&config.infra.postgres)
         .await
         .with_context(|| format!("connecting to PostgreSQL at {}", config.infra.postgres))?;
-    for name in ["users", "orders", "payments", "notifications"] {
-        let database = config.database(name);
+    let postgres = platform_registry::services()
+        .iter()
+        .filter(|entry| entry.store == Store::Postgres);
+    for entry in postgres {
+        let database = config.database(&entry.database);
         let exists: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
                 .bind(&database)
@@ -500,6 +520,16 @@ async fn create_databases(config: &PlatformConfig) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The directory of the running executable, where `cargo build --bins` put every binary of
+/// the workspace (`target/debug` or `target/release`).
+pub fn binaries_beside_this_one() -> anyhow::Result<PathBuf> {
+    let executable = std::env::current_exe().context("locating this executable")?;
+    executable
+        .parent()
+        .map(Path::to_path_buf)
+        .context("this executable has no directory")
 }
 
 /// A key kept in a file, generated the first time (so tokens survive a restart of `make run`).

@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use platform_auth::{Claims, Role, TokenSigner};
+use platform_testkit::service::{Identities, Identity, JwksStandIn, claims};
 use platform_testkit::{eventually, unique_name};
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::helpers::{
-    AUDIENCE, ECHO_ROUTES, ISSUER, Jwks, StandIn, UserService, config, echo_setup, login, problem,
-    register_and_login, route, spawn_gateway, token,
+    ECHO_ROUTES, StandIn, UserService, config, echo_setup, login, problem, register_and_login,
+    route, spawn_app,
 };
 
 #[tokio::test]
@@ -38,22 +38,12 @@ async fn public_routes_need_no_token_and_protected_ones_answer_401_problems() {
         "{body}"
     );
 
-    let stranger = TokenSigner::generate(setup.signer.kid());
-    let (_, forged) = token(&stranger);
-    let expired = setup
-        .signer
-        .sign(&Claims {
-            exp: chrono::Utc::now() - chrono::TimeDelta::minutes(5),
-            ..Claims::new(
-                Uuid::now_v7(),
-                "old@example.com",
-                vec![Role::Customer],
-                ISSUER,
-                AUDIENCE,
-                Duration::from_secs(60),
-            )
-        })
-        .unwrap();
+    let stranger = TokenSigner::generate(setup.identities.signer().kid());
+    let forged = Identities::with_signer(stranger).customer().token;
+    let expired = setup.identities.sign(&Claims {
+        exp: chrono::Utc::now() - chrono::TimeDelta::minutes(5),
+        ..claims(&[Role::Customer])
+    });
     for (credential, why) in [
         ("Bearer not-a-jwt".to_owned(), "malformed"),
         ("Basic YTpi".to_owned(), "Bearer <token>"),
@@ -83,7 +73,9 @@ async fn public_routes_need_no_token_and_protected_ones_answer_401_problems() {
 #[tokio::test]
 async fn a_valid_token_reaches_the_upstream_unchanged_with_the_user_id_beside_it() {
     let setup = echo_setup(|_| {}).await;
-    let (user_id, token) = token(&setup.signer);
+    let Identity {
+        id: user_id, token, ..
+    } = setup.identities.customer();
     for _ in 0..10 {
         let response = setup
             .gateway
@@ -101,7 +93,7 @@ async fn a_valid_token_reaches_the_upstream_unchanged_with_the_user_id_beside_it
             "the services verify the token again"
         );
     }
-    let fetches = setup.jwks.fetches.load(std::sync::atomic::Ordering::SeqCst);
+    let fetches = setup.jwks.fetches();
     assert!(
         (1..=2).contains(&fetches),
         "the key set is fetched at start (and maybe by the first request racing that fetch), \
@@ -116,7 +108,9 @@ async fn an_optional_auth_route_serves_anonymous_callers_but_not_bad_tokens() {
     assert_eq!(response.status(), 200);
     assert!(!setup.upstream.last_seen().headers.contains_key("x-user-id"));
 
-    let (user_id, token) = token(&setup.signer);
+    let Identity {
+        id: user_id, token, ..
+    } = setup.identities.customer();
     let response = setup
         .gateway
         .get("/api/v1/maybe")
@@ -144,11 +138,11 @@ async fn an_optional_auth_route_serves_anonymous_callers_but_not_bad_tokens() {
 async fn a_token_signed_with_a_key_the_gateway_has_not_seen_yet_triggers_a_refresh() {
     let upstream = StandIn::start("echo").await;
     let old = TokenSigner::generate(unique_name("old"));
-    let jwks = Jwks::start(&[&old]).await;
-    let mut config = config(ECHO_ROUTES, &[("echo", &upstream.url)], &jwks.url).await;
+    let jwks = JwksStandIn::serving(&[&old]).await;
+    let mut config = config(ECHO_ROUTES, &[("echo", &upstream.url)], jwks.url()).await;
     config.auth.min_refresh_interval_ms = 0;
-    let gateway = spawn_gateway(config).await;
-    let (_, old_token) = token(&old);
+    let gateway = spawn_app(config).await;
+    let old_token = Identities::with_signer(old.clone()).customer().token;
     let response = gateway
         .get("/api/v1/private")
         .bearer_auth(&old_token)
@@ -160,8 +154,12 @@ async fn a_token_signed_with_a_key_the_gateway_has_not_seen_yet_triggers_a_refre
     // The user service rotates: the new key is published, then used.
     let new = TokenSigner::generate(unique_name("new"));
     jwks.publish(&[&old, &new]);
-    let fetches = jwks.fetches.load(std::sync::atomic::Ordering::SeqCst);
-    let (user_id, new_token) = token(&new);
+    let fetches = jwks.fetches();
+    let Identity {
+        id: user_id,
+        token: new_token,
+        ..
+    } = Identities::with_signer(new).customer();
     let response = gateway
         .get("/api/v1/private")
         .bearer_auth(&new_token)
@@ -173,13 +171,13 @@ async fn a_token_signed_with_a_key_the_gateway_has_not_seen_yet_triggers_a_refre
         upstream.last_seen().headers["x-user-id"],
         user_id.to_string().as_str()
     );
-    assert!(jwks.fetches.load(std::sync::atomic::Ordering::SeqCst) > fetches);
+    assert!(jwks.fetches() > fetches);
 
     // A kid nobody publishes is refused after the refresh finds nothing.
     let unknown = TokenSigner::generate(unique_name("unknown"));
     let response = gateway
         .get("/api/v1/private")
-        .bearer_auth(token(&unknown).1)
+        .bearer_auth(Identities::with_signer(unknown).customer().token)
         .send()
         .await
         .unwrap();
@@ -194,11 +192,11 @@ async fn a_token_signed_with_a_key_the_gateway_has_not_seen_yet_triggers_a_refre
 async fn a_key_withdrawn_from_the_key_set_stops_verifying_even_cached_tokens() {
     let upstream = StandIn::start("echo").await;
     let leaked = TokenSigner::generate(unique_name("leaked"));
-    let jwks = Jwks::start(&[&leaked]).await;
-    let mut config = config(ECHO_ROUTES, &[("echo", &upstream.url)], &jwks.url).await;
+    let jwks = JwksStandIn::serving(&[&leaked]).await;
+    let mut config = config(ECHO_ROUTES, &[("echo", &upstream.url)], jwks.url()).await;
     config.auth.jwks_refresh_secs = 1;
-    let gateway = spawn_gateway(config).await;
-    let (_, token) = token(&leaked);
+    let gateway = spawn_app(config).await;
+    let token = Identities::with_signer(leaked).customer().token;
     let status = || async {
         gateway
             .get("/api/v1/private")
@@ -227,7 +225,7 @@ async fn register_login_and_me_work_through_the_gateway_with_the_real_user_servi
     let routes = route("auth", "/api/v1/auth", "user", "public", "auth", "")
         + &route("users", "/api/v1/users", "user", "user", "read", "");
     let gateway =
-        spawn_gateway(config(&routes, &[("user", &users.url)], &users.jwks_url()).await).await;
+        spawn_app(config(&routes, &[("user", &users.url)], &users.jwks_url()).await).await;
 
     let email = format!("{}@example.com", unique_name("ada"));
     let (user_id, token) = register_and_login(&gateway.http, &gateway.url, &email).await;
@@ -252,7 +250,7 @@ async fn the_gateway_keeps_verifying_with_cached_keys_while_the_user_service_is_
     let upstream = StandIn::start("orders").await;
     let routes = route("orders", "/api/v1/orders", "orders", "user", "read", "");
     let gateway =
-        spawn_gateway(config(&routes, &[("orders", &upstream.url)], &users.jwks_url()).await).await;
+        spawn_app(config(&routes, &[("orders", &upstream.url)], &users.jwks_url()).await).await;
     let email = format!("{}@example.com", unique_name("ada"));
     let (user_id, first) = register_and_login(&gateway.http, &users.url, &email).await;
     // A second token the gateway has never seen: verified with the cached key, not remembered.

@@ -6,7 +6,9 @@ use serde_json::Value;
 
 use platform_auth::TokenSigner;
 
-use crate::helpers::{Jwks, StandIn, config, echo_setup, metric, route, spawn_gateway};
+use platform_testkit::service::JwksStandIn;
+
+use crate::helpers::{StandIn, config, echo_setup, metric, route, spawn_app};
 
 fn two_services() -> String {
     route("orders", "/api/v1/orders", "order", "user", "read", "")
@@ -28,7 +30,7 @@ async fn openapi_json_merges_the_documents_of_the_upstreams_it_routes_to() {
     )
     .await;
     let products = StandIn::start_documenting("inventory", &["/api/v1/products/{id}"]).await;
-    let gateway = spawn_gateway(
+    let gateway = spawn_app(
         config(
             &two_services(),
             &[("order", &orders.url), ("inventory", &products.url)],
@@ -72,7 +74,7 @@ async fn an_upstream_that_goes_down_keeps_its_last_document() {
     )
     .await;
     config.openapi.refresh_secs = 1;
-    let gateway = spawn_gateway(config).await;
+    let gateway = spawn_app(config).await;
     products.shut_down();
     tokio::time::sleep(Duration::from_millis(2500)).await;
 
@@ -125,12 +127,12 @@ async fn readiness_reports_each_upstream_and_names_the_one_that_is_down() {
     let orders = StandIn::start("order").await;
     let products = StandIn::start("inventory").await;
     let signer = TokenSigner::generate("k1");
-    let jwks = Jwks::start(&[&signer]).await;
-    let gateway = spawn_gateway(
+    let jwks = JwksStandIn::serving(&[&signer]).await;
+    let gateway = spawn_app(
         config(
             &two_services(),
             &[("order", &orders.url), ("inventory", &products.url)],
-            &jwks.url,
+            jwks.url(),
         )
         .await,
     )
@@ -176,7 +178,7 @@ async fn readiness_reports_each_upstream_and_names_the_one_that_is_down() {
 #[tokio::test]
 async fn readiness_fails_when_an_upstream_is_not_running() {
     let orders = StandIn::start("order").await;
-    let gateway = spawn_gateway(
+    let gateway = spawn_app(
         config(
             &two_services(),
             &[("order", &orders.url), ("inventory", "http://127.0.0.1:9")],
@@ -206,12 +208,12 @@ async fn readiness_waits_for_the_signing_keys() {
     let orders = StandIn::start("order").await;
     let products = StandIn::start("inventory").await;
     // The key set answers with no usable key at first, as a user service that is not up yet.
-    let jwks = Jwks::start(&[]).await;
-    let gateway = spawn_gateway(
+    let jwks = JwksStandIn::serving(&[]).await;
+    let gateway = spawn_app(
         config(
             &two_services(),
             &[("order", &orders.url), ("inventory", &products.url)],
-            &jwks.url,
+            jwks.url(),
         )
         .await,
     )
@@ -255,7 +257,7 @@ async fn metrics_count_requests_by_route_upstream_and_status() {
         "read",
         "",
     );
-    let gateway = spawn_gateway(
+    let gateway = spawn_app(
         config(
             &routes,
             &[("counted", &upstream.url)],
@@ -301,7 +303,7 @@ async fn an_upstream_that_starts_after_the_gateway_is_documented_soon_after() {
     let vacant = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let late_addr = vacant.local_addr().unwrap();
     drop(vacant);
-    let gateway = spawn_gateway(
+    let gateway = spawn_app(
         config(
             &two_services(),
             &[

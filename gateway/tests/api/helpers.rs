@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -15,19 +15,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::StreamExt as _;
 use gateway::Config;
-use platform_auth::{Claims, JwkSet, Role, TokenSigner};
+use platform_auth::TokenSigner;
 use platform_config::Secret;
+use platform_testkit::service::{Identities, JwksStandIn, PASSWORD, assert_problem, http_client};
 use platform_testkit::{Server, fresh_pg_database, unique_name, url};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot};
 use uuid::Uuid;
-
-/// The issuer and audience every token in these tests carries (the user service's defaults).
-pub const ISSUER: &str = "platform-user-service";
-pub const AUDIENCE: &str = "platform-api";
-/// A password the user service accepts.
-pub const PASSWORD: &str = "correct horse battery staple";
 
 /// What a stand-in upstream saw of one request.
 #[derive(Clone, Debug)]
@@ -310,69 +305,6 @@ fn streamed(state: &Arc<StandInState>, path: &str, query: Option<&str>) -> Optio
     None
 }
 
-/// A JWKS endpoint whose keys the test changes at will, and the signers behind them.
-pub struct Jwks {
-    pub url: String,
-    set: Arc<RwLock<JwkSet>>,
-    pub fetches: Arc<AtomicUsize>,
-}
-
-impl Jwks {
-    pub async fn start(signers: &[&TokenSigner]) -> Self {
-        let set = Arc::new(RwLock::new(JwkSet {
-            keys: signers
-                .iter()
-                .map(|signer| signer.public_jwk().clone())
-                .collect(),
-        }));
-        let fetches = Arc::new(AtomicUsize::new(0));
-        let app = Router::new().route(
-            "/.well-known/jwks.json",
-            get({
-                let set = set.clone();
-                let fetches = fetches.clone();
-                move || {
-                    fetches.fetch_add(1, Ordering::SeqCst);
-                    let body = serde_json::to_value(&*set.read().unwrap()).unwrap();
-                    async move { axum::Json(body) }
-                }
-            }),
-        );
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self {
-            url: format!("http://{addr}/.well-known/jwks.json"),
-            set,
-            fetches,
-        }
-    }
-
-    /// Publishes exactly these keys from now on.
-    pub fn publish(&self, signers: &[&TokenSigner]) {
-        *self.set.write().unwrap() = JwkSet {
-            keys: signers
-                .iter()
-                .map(|signer| signer.public_jwk().clone())
-                .collect(),
-        };
-    }
-}
-
-/// A token for a new user, signed by `signer`, valid for 15 minutes.
-pub fn token(signer: &TokenSigner) -> (Uuid, String) {
-    let user_id = Uuid::now_v7();
-    let claims = Claims::new(
-        user_id,
-        format!("{}@example.com", unique_name("user")),
-        vec![Role::Customer],
-        ISSUER,
-        AUDIENCE,
-        Duration::from_secs(900),
-    );
-    (user_id, signer.sign(&claims).unwrap())
-}
-
 /// A route table file for a test, from TOML text.
 pub fn route_file(toml: &str) -> std::path::PathBuf {
     let path = std::env::temp_dir().join(format!("{}.toml", unique_name("gateway_routes")));
@@ -415,14 +347,14 @@ pub async fn config(routes: &str, upstreams: &[(&str, &str)], jwks_url: &str) ->
 }
 
 /// A running gateway.
-pub struct TestGateway {
+pub struct TestApp {
     pub url: String,
     pub addr: SocketAddr,
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
 }
 
-impl Drop for TestGateway {
+impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -430,7 +362,7 @@ impl Drop for TestGateway {
     }
 }
 
-impl TestGateway {
+impl TestApp {
     /// Tells the gateway to shut down (it drains in-flight requests first).
     pub fn stop(&mut self) {
         if let Some(stop) = self.stop.take() {
@@ -462,7 +394,8 @@ pub fn metric<T: std::str::FromStr>(metrics: &str, series: &str) -> T {
         .unwrap_or_else(|| panic!("missing {series} in\n{metrics}"))
 }
 
-pub async fn spawn_gateway(config: Config) -> TestGateway {
+/// Builds and runs a gateway with `config` (see [`config`]).
+pub async fn spawn_app(config: Config) -> TestApp {
     platform_telemetry::init_for_tests();
     platform_http::install_crypto_provider();
     let routes = config.routes.file.clone();
@@ -476,26 +409,21 @@ pub async fn spawn_gateway(config: Config) -> TestGateway {
     tokio::spawn(application.run_until_stopped(async {
         let _ = stopped.await;
     }));
-    TestGateway {
+    TestApp {
         url: format!("http://{addr}"),
         addr,
-        http: client(),
+        http: http_client(),
         stop: Some(stop),
     }
-}
-
-/// A client that talks to the address it is given (no proxy from the environment).
-pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
 /// One upstream stand-in and a gateway routing `/api/v1/echo` (public, read limit) and
 /// `/api/v1/private` (user) to it, with tokens from a fresh signer.
 pub struct EchoSetup {
     pub upstream: StandIn,
-    pub gateway: TestGateway,
-    pub signer: TokenSigner,
-    pub jwks: Jwks,
+    pub gateway: TestApp,
+    pub identities: Identities,
+    pub jwks: JwksStandIn,
 }
 
 pub const ECHO_ROUTES: &str = r#"
@@ -523,29 +451,23 @@ rate_limit = "read"
 
 pub async fn echo_setup(customise: impl FnOnce(&mut Config)) -> EchoSetup {
     let upstream = StandIn::start("echo").await;
-    let signer = TokenSigner::generate(unique_name("kid"));
-    let jwks = Jwks::start(&[&signer]).await;
-    let mut config = config(ECHO_ROUTES, &[("echo", &upstream.url)], &jwks.url).await;
+    let identities = Identities::with_signer(TokenSigner::generate(unique_name("kid")));
+    let jwks = identities.serve_jwks().await;
+    let mut config = config(ECHO_ROUTES, &[("echo", &upstream.url)], jwks.url()).await;
     customise(&mut config);
-    let gateway = spawn_gateway(config).await;
+    let gateway = spawn_app(config).await;
     EchoSetup {
         upstream,
         gateway,
-        signer,
+        identities,
         jwks,
     }
 }
 
-/// Asserts a problem+json response with `status`, and returns its body.
+/// Asserts a problem+json response with `status` (see [`assert_problem`]), and returns its
+/// body.
 pub async fn problem(response: reqwest::Response, status: u16) -> Value {
-    assert_eq!(response.status(), status, "{response:?}");
-    assert_eq!(
-        response.headers()[header::CONTENT_TYPE],
-        "application/problem+json"
-    );
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], status);
-    body
+    assert_problem(response, StatusCode::from_u16(status).unwrap(), "").await
 }
 
 /// The real user service on port 0, with its own database.
@@ -560,16 +482,17 @@ impl UserService {
         platform_telemetry::init_for_tests();
         platform_http::install_crypto_provider();
         let db = fresh_pg_database().await.unwrap();
-        let mut users = user_service::Config::with_database(db.url.clone());
-        "127.0.0.1".clone_into(&mut users.http.host);
-        users.http.port = Some(0);
-        "127.0.0.1".clone_into(&mut users.grpc.host);
-        users.grpc.port = Some(0);
-        users.nats.url = url(Server::Nats).await.unwrap();
-        users.nats.subject_prefix = Some(unique_name("t"));
-        users.tokens.signing_key_pem = Some(Secret::new(TokenSigner::generate_pkcs8_pem()));
-        users.service_auth.secret = Some(Secret::new("test-service-secret-at-least-32-bytes-long"));
-        let service = user_service::Application::build(users).await.unwrap();
+        let mut users =
+            user_service::Settings::new(user_service::Config::with_database(db.url.clone()));
+        "127.0.0.1".clone_into(&mut users.common.http.host);
+        users.common.http.port = Some(0);
+        "127.0.0.1".clone_into(&mut users.common.grpc.host);
+        users.common.grpc.port = Some(0);
+        users.common.nats.url = url(Server::Nats).await.unwrap();
+        users.common.nats.subject_prefix = Some(unique_name("t"));
+        users.own.tokens.signing_key_pem = Some(Secret::new(TokenSigner::generate_pkcs8_pem()));
+        users.common.service_auth.secret = Some(Secret::new("test-service-secret-at-least-32-bytes-long"));
+        let service = user_service::build(users).await.unwrap();
         let url = format!("http://{}", service.http_addr());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(service.run_until_stopped(async {

@@ -7,7 +7,7 @@ use platform_config::Secret;
 use platform_testkit::{Server, TcpProxy, unique_name, url};
 
 use crate::helpers::{
-    ECHO_ROUTES, StandIn, config, echo_setup, metric, problem, route_file, spawn_gateway, token,
+    ECHO_ROUTES, StandIn, config, echo_setup, metric, problem, route_file, spawn_app,
 };
 
 #[tokio::test]
@@ -58,8 +58,8 @@ async fn two_gateway_instances_share_one_limit() {
     first.rate_limit.read = ClassLimitSettings::new(4, 60);
     let mut second = first.clone();
     second.routes.file = Some(route_file(ECHO_ROUTES));
-    let first = spawn_gateway(first).await;
-    let second = spawn_gateway(second).await;
+    let first = spawn_app(first).await;
+    let second = spawn_app(second).await;
 
     let mut statuses = Vec::new();
     for gateway in [&first, &second, &first, &second, &first, &second] {
@@ -84,8 +84,8 @@ async fn users_are_limited_one_by_one_and_anonymous_clients_by_address() {
         config.rate_limit.trust_forwarded_for = true;
     })
     .await;
-    let (_, ada) = token(&setup.signer);
-    let (_, bob) = token(&setup.signer);
+    let ada = setup.identities.customer().token;
+    let bob = setup.identities.customer().token;
     let status = |path: &'static str, token: Option<String>, forwarded: &'static str| {
         let mut request = setup.gateway.get(path).header("x-forwarded-for", forwarded);
         if let Some(token) = token {
@@ -153,7 +153,7 @@ async fn when_redis_is_down_requests_pass_unlimited_and_the_failures_are_counted
     config.redis.url = Secret::new(redis.url_for(&url(Server::Redis).await.unwrap()));
     config.rate_limit.read = ClassLimitSettings::new(2, 60);
     config.rate_limit.key_prefix = unique_name("gw");
-    let gateway = spawn_gateway(config).await;
+    let gateway = spawn_app(config).await;
 
     let response = gateway.get("/api/v1/echo").send().await.unwrap();
     assert_eq!(response.status(), 200);
@@ -287,8 +287,8 @@ async fn two_gateway_instances_leasing_from_one_limit_never_admit_more_than_it()
     let prefix = with_read_limit(&mut first, 1_000);
     let mut second = first.clone();
     second.routes.file = Some(route_file(ECHO_ROUTES));
-    let first = spawn_gateway(first).await;
-    let second = spawn_gateway(second).await;
+    let first = spawn_app(first).await;
+    let second = spawn_app(second).await;
 
     // Twice as many requests to the first as to the second, until the first refusal: the
     // second may then hold up to 9 unspent permits, the first too.
@@ -403,7 +403,7 @@ async fn when_redis_is_down_held_permits_are_spent_and_then_requests_pass_unlimi
     .await;
     config.redis.url = Secret::new(redis.url_for(&url(Server::Redis).await.unwrap()));
     with_read_limit(&mut config, 10_000);
-    let gateway = spawn_gateway(config).await;
+    let gateway = spawn_app(config).await;
     let response = gateway.get("/api/v1/echo").send().await.unwrap();
     assert_eq!(remaining(&response), 9_999, "a lease of 100, one spent");
 

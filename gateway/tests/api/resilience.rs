@@ -6,7 +6,7 @@ use platform_testkit::unique_name;
 use reqwest::Method;
 use tokio::net::TcpListener;
 
-use crate::helpers::{StandIn, config, metric, problem, route, spawn_gateway};
+use crate::helpers::{StandIn, config, metric, problem, route, spawn_app};
 
 #[tokio::test]
 async fn a_slow_upstream_times_out_with_a_504_problem_at_the_routes_deadline() {
@@ -20,8 +20,7 @@ async fn a_slow_upstream_times_out_with_a_504_problem_at_the_routes_deadline() {
         "timeout_ms = 300",
     ) + &route("other", "/api/v1/other", "slow", "public", "none", "");
     let gateway =
-        spawn_gateway(config(&routes, &[("slow", &upstream.url)], "http://127.0.0.1:9/j").await)
-            .await;
+        spawn_app(config(&routes, &[("slow", &upstream.url)], "http://127.0.0.1:9/j").await).await;
 
     let started = Instant::now();
     let response = gateway.get("/api/v1/slow/slow").send().await.unwrap();
@@ -62,7 +61,7 @@ async fn a_get_is_retried_when_the_upstream_cannot_be_reached_but_a_post_is_not(
     .await;
     config.proxy.retries = 2;
     config.proxy.retry_backoff_ms = 300;
-    let gateway = spawn_gateway(config).await;
+    let gateway = spawn_app(config).await;
 
     // In both cases the first attempt is refused (nothing listens yet), and the upstream comes
     // up 50 ms later, well before a retry would be sent.
@@ -98,7 +97,7 @@ async fn the_breaker_opens_after_failures_refuses_fast_and_closes_when_the_upstr
     let mut config = config(&routes, &[("flaky", &upstream.url)], "http://127.0.0.1:9/j").await;
     config.breaker.failure_threshold = 3;
     config.breaker.cool_down_ms = 500;
-    let gateway = spawn_gateway(config).await;
+    let gateway = spawn_app(config).await;
     upstream
         .state
         .failing
@@ -187,7 +186,7 @@ async fn an_upstream_that_is_down_is_a_502_problem_and_trips_its_breaker() {
     .await;
     config.proxy.retries = 0;
     config.breaker.failure_threshold = 2;
-    let gateway = spawn_gateway(config).await;
+    let gateway = spawn_app(config).await;
     for _ in 0..2 {
         problem(gateway.get("/api/v1/down").send().await.unwrap(), 502).await;
     }

@@ -4,8 +4,9 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use platform_testkit::eventually;
+use platform_testkit::service::http_client;
 
-use crate::helpers::{ECHO_ROUTES, StandIn, client, config};
+use crate::helpers::{ECHO_ROUTES, StandIn, config};
 
 #[tokio::test]
 async fn several_workers_share_the_port_each_with_its_own_pool_and_stop_together() {
@@ -32,7 +33,7 @@ async fn several_workers_share_the_port_each_with_its_own_pool_and_stop_together
 
     let url = format!("http://127.0.0.1:{port}/api/v1/echo");
     eventually(Duration::from_secs(10), "the workers to listen", || async {
-        client().get(&url).send().await.ok().map(|_| ())
+        http_client().get(&url).send().await.ok().map(|_| ())
     })
     .await
     .unwrap();
@@ -40,7 +41,7 @@ async fn several_workers_share_the_port_each_with_its_own_pool_and_stop_together
     // all over its one pooled upstream connection; the kernel spreads client connections over
     // both workers' listeners, and each worker has its own pool.
     for _ in 0..40 {
-        let response = client().get(&url).send().await.unwrap();
+        let response = http_client().get(&url).send().await.unwrap();
         assert_eq!(response.status(), 200);
     }
     let upstream_connections: HashSet<_> = upstream.seen().iter().map(|seen| seen.from).collect();
@@ -53,7 +54,7 @@ async fn several_workers_share_the_port_each_with_its_own_pool_and_stop_together
         .unwrap()
         .unwrap();
     assert!(
-        client().get(&url).send().await.is_err(),
+        http_client().get(&url).send().await.is_err(),
         "nothing listens any more"
     );
     std::fs::remove_file(routes).unwrap();

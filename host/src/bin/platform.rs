@@ -3,15 +3,16 @@
 //! - `platform run`: every service and the gateway as processes on the standard ports, against
 //!   the local infrastructure (`make run` starts it first), until Ctrl-C.
 //! - `platform bench`: the checkout load test (`make bench`).
-//! - `platform node <service>`: one service in this process (what `run` starts, per service).
+//!
+//! Each process is its service's own binary, found beside this one (`cargo build --bins`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use e2e::launcher::persistent_signing_key;
-use e2e::{Infra, Platform, PlatformConfig, Ports, Service};
+use platform_host::launcher::{binaries_beside_this_one, persistent_signing_key};
+use platform_host::{Infra, Platform, PlatformConfig, Ports};
 
 #[derive(Parser)]
 #[command(about = "The whole platform on one machine")]
@@ -25,12 +26,7 @@ enum Command {
     /// Run every service and the gateway until Ctrl-C.
     Run,
     /// Drive the checkout through the gateway and print throughput, latency and memory.
-    Bench(e2e::bench::BenchOptions),
-    /// Run one service in this process (configured from its environment).
-    Node {
-        /// user, inventory, payment, order, notification or gateway.
-        service: Service,
-    },
+    Bench(platform_host::bench::BenchOptions),
 }
 
 fn main() -> ExitCode {
@@ -47,9 +43,8 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
-            Command::Node { service } => e2e::node::run(service).await,
             Command::Run => report(run().await),
-            Command::Bench(options) => report(e2e::bench::run(options).await),
+            Command::Bench(options) => report(platform_host::bench::run(options).await),
         }
     })
 }
@@ -83,7 +78,7 @@ async fn run() -> anyhow::Result<()> {
     let local = root.join(".local");
     let admin_password = persistent_secret(&local.join("run/admin-password"))?;
     let config = PlatformConfig {
-        executable: std::env::current_exe()?,
+        bin_dir: binaries_beside_this_one()?,
         infra: Infra::from_env()?,
         ports: Ports::standard(),
         namespace: String::new(),

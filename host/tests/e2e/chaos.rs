@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bson::{Document, doc};
-use e2e::{Client, Customer, Platform, Service};
 use futures::TryStreamExt as _;
 use futures::future::join_all;
+use platform_host::{Client, Customer, Platform, Service};
 use platform_testkit::eventually;
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -212,15 +212,15 @@ async fn assert_invariants(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_order_service_mid_burst_breaks_no_invariant() {
-    burst_with_a_crash(Service::Order).await;
+    burst_with_a_crash(Service::named("order")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_inventory_service_mid_burst_breaks_no_invariant() {
-    burst_with_a_crash(Service::Inventory).await;
+    burst_with_a_crash(Service::named("inventory")).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_payment_service_mid_burst_breaks_no_invariant() {
-    burst_with_a_crash(Service::Payment).await;
+    burst_with_a_crash(Service::named("payment")).await;
 }

@@ -1,19 +1,48 @@
 //! Starting a platform of its own for a test.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use e2e::{Client, Customer, Infra, Platform, PlatformConfig, Ports, Service};
+use platform_host::{Client, Customer, Infra, Platform, PlatformConfig, Ports, Service};
 use platform_testkit::{Server, unique_name, url};
 
 pub const ADMIN: (&str, &str) = ("operator@e2e.example", "correct horse battery staple");
+
+/// The directory of the services' and the gateway's binaries, built first if needed: this
+/// crate links none of them, so `cargo nextest run -p platform-host` alone would otherwise
+/// run stale ones (under `--workspace` the build below finds everything fresh at once).
+fn service_binaries() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = PathBuf::from(env!("CARGO_BIN_EXE_platform"))
+                .parent()
+                .expect("the test binary has a directory")
+                .to_path_buf();
+            let mut build = Command::new(env!("CARGO"));
+            build.args(["build", "--bins", "--quiet"]);
+            for service in Service::all() {
+                build.args(["--package", service.binary()]);
+            }
+            if dir.ends_with("release") {
+                build.arg("--release");
+            }
+            let status = build.status().expect("running cargo build");
+            assert!(status.success(), "building the services' binaries failed");
+            dir
+        })
+        .clone()
+}
 
 /// A platform of its own: databases, NATS namespace and Redis keys under a unique prefix.
 pub async fn platform(customise: impl FnOnce(&mut PlatformConfig)) -> (Platform, Client) {
     platform_http::install_crypto_provider();
     let namespace = unique_name("e2e");
     let mut config = PlatformConfig {
-        executable: env!("CARGO_BIN_EXE_platform").into(),
+        bin_dir: service_binaries(),
         infra: Infra {
             postgres: url(Server::Postgres).await.unwrap(),
             mongodb: url(Server::Mongo).await.unwrap(),
@@ -35,13 +64,17 @@ pub async fn platform(customise: impl FnOnce(&mut PlatformConfig)) -> (Platform,
     // sets its own limit.
     for class in ["AUTH", "READ", "WRITE"] {
         config.set(
-            Service::Gateway,
+            Service::GATEWAY,
             &format!("RATE_LIMIT__{class}__LIMIT"),
             &100_000,
         );
     }
     // Deliveries retried quickly when a test breaks something.
-    config.set(Service::Notification, "DELIVERY__RETRY_BASE_MS", &200);
+    config.set(
+        Service::named("notification"),
+        "DELIVERY__RETRY_BASE_MS",
+        &200,
+    );
     customise(&mut config);
     let platform = Platform::start(config)
         .await

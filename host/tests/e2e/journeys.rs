@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use e2e::Service;
+use platform_host::Service;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -12,7 +12,7 @@ const GOOD: &str = "4242 4242 4242 4242";
 const DECLINED: &str = "4000 0000 0000 0002";
 
 /// Browses and searches the demo catalogue without an account; returns the search's answer.
-async fn browse_the_catalogue(client: &e2e::Client) -> Value {
+async fn browse_the_catalogue(client: &platform_host::Client) -> Value {
     let audio: Value = client
         .get("/api/v1/products?category=audio&sort=price", None)
         .await
@@ -193,8 +193,8 @@ async fn declined_cards_and_missing_stock_cancel_orders_with_their_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_rate_limits_sign_in_attempts() {
     let (_platform, client) = platform(|config| {
-        config.set(Service::Gateway, "RATE_LIMIT__AUTH__LIMIT", &5);
-        config.set(Service::Gateway, "RATE_LIMIT__AUTH__WINDOW_SECS", &60);
+        config.set(Service::GATEWAY, "RATE_LIMIT__AUTH__LIMIT", &5);
+        config.set(Service::GATEWAY, "RATE_LIMIT__AUTH__WINDOW_SECS", &60);
     })
     .await;
 

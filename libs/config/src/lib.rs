@@ -15,8 +15,8 @@ use std::fmt;
 mod sections;
 
 pub use sections::{
-    CommonSettings, DatabaseSettings, DownstreamSettings, GrpcSettings, HttpSettings, JwtSettings, MongoSettings,
-    NatsSettings, RedisSettings, ServiceAuthSettings, TelemetrySettings,
+    CommonSettings, DatabaseSettings, DownstreamSettings, GrpcSettings, HttpSettings, JwtSettings,
+    MongoSettings, NatsSettings, RedisSettings, ServiceAuthSettings, TelemetrySettings,
 };
 
 use serde::de::DeserializeOwned;

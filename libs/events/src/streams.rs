@@ -1,8 +1,9 @@
 //! The JetStream streams the platform uses, and their provisioning.
 //!
-//! One stream per domain (`USERS` holds `users.>`, `ORDERS` holds `orders.>`, ...) and one for
-//! dead letters (`DEAD_LETTERS` holds `dlq.>`), each with a duplicate window: a message whose
-//! `Nats-Msg-Id` was seen within the window is acknowledged but not stored again.
+//! One stream per event domain of `services.toml` (`USERS` holds `users.>`, `ORDERS` holds
+//! `orders.>`, ...) and one for dead letters (`DEAD_LETTERS` holds `dlq.>`), each with a
+//! duplicate window: a message whose `Nats-Msg-Id` was seen within the window is acknowledged
+//! but not stored again.
 //!
 //! A [`Namespace`] prefixes every subject and stream name, empty in production; tests use a
 //! unique one each so they never see each other's events.
@@ -13,8 +14,11 @@ use anyhow::Context as _;
 use async_nats::jetstream;
 use async_nats::jetstream::stream::{Config, DiscardPolicy, RetentionPolicy, StorageType};
 
-/// The event domains; each has its own stream, named after it in upper case.
-pub const DOMAINS: [&str; 4] = ["users", "orders", "payments", "inventory"];
+/// The event domains, one per publishing service of `services.toml` (its `events`); each has
+/// its own stream, named after it in upper case.
+pub fn domains() -> Vec<&'static str> {
+    platform_registry::event_domains()
+}
 
 /// The subject root of dead letters.
 pub const DEAD_LETTER_ROOT: &str = "dlq";
@@ -141,8 +145,8 @@ impl StreamSpec {
 
 /// The platform's streams in `namespace`: one per domain, plus dead letters.
 pub fn platform_streams(namespace: &Namespace) -> Vec<StreamSpec> {
-    let mut specs: Vec<StreamSpec> = DOMAINS
-        .iter()
+    let mut specs: Vec<StreamSpec> = domains()
+        .into_iter()
         .map(|domain| StreamSpec {
             name: namespace.domain_stream(domain),
             subjects: vec![namespace.subject(&format!("{domain}.>"))],

@@ -10,9 +10,9 @@ use platform_auth::{JwksVerifier, ServiceAuthInterceptor, ServiceCredentials};
 use platform_config::{
     CommonSettings, DatabaseSettings, DownstreamSettings, MongoSettings, Secret,
 };
-use platform_events::{EventHandler, Inbox};
 use platform_events::outbox::{OutboxStore, provision_and_relay};
 use platform_events::{Consumer, ConsumerConfig, Namespace, RelayConfig};
+use platform_events::{EventHandler, Inbox};
 use platform_health::{Health, HealthCheck, MongoCheck, NatsCheck, PostgresCheck};
 use platform_http::HttpConfig;
 use platform_registry::ServiceEntry;
@@ -111,8 +111,7 @@ impl Kit {
         settings: &DatabaseSettings,
         migrations: &sqlx::migrate::Migrator,
     ) -> anyhow::Result<PgPool> {
-        let pool =
-            connect_postgres(settings, migrations, &self.variable("DATABASE__URL")).await?;
+        let pool = connect_postgres(settings, migrations, &self.variable("DATABASE__URL")).await?;
         self.check(PostgresCheck::new(pool.clone()));
         Ok(pool)
     }
@@ -197,11 +196,8 @@ impl Kit {
     /// other services of the platform may call it), and reports it in `grpc.health.v1`.
     pub fn grpc<S>(&mut self, service: S) -> &mut Self
     where
-        S: tower::Service<
-                http::Request<Body>,
-                Response = http::Response<Body>,
-                Error = Infallible,
-            > + NamedService
+        S: tower::Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
             + Clone
             + Send
             + Sync

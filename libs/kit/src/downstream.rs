@@ -87,9 +87,9 @@ impl<C> Downstream<C> {
         let url = match &settings.url {
             Some(url) => url.clone(),
             None => {
-                let port = callee.grpc_port.ok_or_else(|| {
-                    anyhow::anyhow!("{} has no gRPC API to call", callee.binary)
-                })?;
+                let port = callee
+                    .grpc_port
+                    .ok_or_else(|| anyhow::anyhow!("{} has no gRPC API to call", callee.binary))?;
                 format!("http://127.0.0.1:{port}")
             }
         };

@@ -115,20 +115,25 @@ impl Registry {
             }
             names.push(name);
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase()) {
-                return Err(format!("service name `{name}` must be lower-case ASCII letters"));
+                return Err(format!(
+                    "service name `{name}` must be lower-case ASCII letters"
+                ));
             }
             ports.push(service.http_port);
             ports.extend(service.grpc_port);
         }
         let mut sorted = ports.clone();
         sorted.sort_unstable();
-        if let Some(pair) = sorted.windows(2).find(|pair| pair[0] == pair[1]) {
-            return Err(format!("port {} is declared twice", pair[0]));
+        if let Some([port, ..]) = sorted.windows(2).find(|pair| pair[0] == pair[1]) {
+            return Err(format!("port {port} is declared twice"));
         }
         for service in &self.services {
             for callee in &service.calls {
                 let Some(callee) = self.services.iter().find(|s| &s.name == callee) else {
-                    return Err(format!("`{}` calls unknown service `{callee}`", service.name));
+                    return Err(format!(
+                        "`{}` calls unknown service `{callee}`",
+                        service.name
+                    ));
                 };
                 if callee.grpc_port.is_none() {
                     return Err(format!(
@@ -198,18 +203,21 @@ pub fn event_domains() -> Vec<&'static str> {
 
 /// The ports table of the docs (`| service | HTTP | gRPC |`), generated from the registry.
 pub fn ports_table() -> String {
-    let mut table = String::from("| service | HTTP | gRPC |\n|---|---|---|\n");
-    table.push_str(&format!("| gateway | {} | — |\n", REGISTRY.gateway.http_port));
+    let mut rows = vec![
+        "| service | HTTP | gRPC |".to_owned(),
+        "|---|---|---|".to_owned(),
+        format!("| gateway | {} | — |", REGISTRY.gateway.http_port),
+    ];
     for service in &REGISTRY.services {
         let grpc = service
             .grpc_port
             .map_or_else(|| "—".to_owned(), |port| port.to_string());
-        table.push_str(&format!(
-            "| {} | {} | {grpc} |\n",
+        rows.push(format!(
+            "| {} | {} | {grpc} |",
             service.name, service.http_port
         ));
     }
-    table
+    rows.join("\n") + "\n"
 }
 
 #[cfg(test)]
@@ -248,20 +256,45 @@ mod tests {
     fn a_call_to_a_service_without_grpc_is_refused() {
         let source = SOURCE.replace("calls = [\"user\"]", "calls = [\"order\"]");
         let error = Registry::parse(&source).unwrap_err();
-        assert_eq!(error, "`notification` calls `order`, which has no gRPC port");
+        assert_eq!(
+            error,
+            "`notification` calls `order`, which has no gRPC port"
+        );
     }
 
     #[test]
     fn consuming_a_domain_nobody_publishes_is_refused() {
-        let source = SOURCE.replace(
-            "consumes = [\"users\",",
-            "consumes = [\"shipments\",",
-        );
+        let source = SOURCE.replace("consumes = [\"users\",", "consumes = [\"shipments\",");
         let error = Registry::parse(&source).unwrap_err();
         assert_eq!(
             error,
             "`notification` consumes `shipments`, which no service publishes"
         );
+    }
+
+    /// The ports table of docs/design.md is generated: `UPDATE_DOCS=1 cargo test -p
+    /// platform-registry` writes it; otherwise a stale table fails here.
+    #[test]
+    fn the_design_documents_ports_table_is_the_registrys() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/design.md");
+        let document = std::fs::read_to_string(path).unwrap();
+        let (begin, end) = ("<!-- ports:begin -->\n", "<!-- ports:end -->");
+        let start = document
+            .find(begin)
+            .expect("docs/design.md has the ports markers")
+            + begin.len();
+        let stop = document[start..].find(end).expect("the ports table ends") + start;
+        let generated = ports_table();
+        if std::env::var_os("UPDATE_DOCS").is_some() {
+            let updated = format!("{}{generated}{}", &document[..start], &document[stop..]);
+            std::fs::write(path, updated).unwrap();
+        } else {
+            assert_eq!(
+                &document[start..stop],
+                generated,
+                "docs/design.md's ports table is stale: run `UPDATE_DOCS=1 cargo test -p platform-registry`"
+            );
+        }
     }
 
     #[test]

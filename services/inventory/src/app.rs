@@ -25,12 +25,18 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let mut kit = Kit::start(crate::SERVICE_NAME, &settings.common).await?;
     for (key, value) in [
         ("RESERVATIONS__TTL_SECS", config.reservations.ttl_secs),
-        ("RESERVATIONS__SWEEP_INTERVAL_SECS", config.reservations.sweep_interval_secs),
+        (
+            "RESERVATIONS__SWEEP_INTERVAL_SECS",
+            config.reservations.sweep_interval_secs,
+        ),
     ] {
         anyhow::ensure!(value > 0, "{} must be at least 1", kit.variable(key));
     }
     let store = Store::new(kit.mongo(&config.mongo).await?);
-    store.ensure_schema().await.context("preparing the database")?;
+    store
+        .ensure_schema()
+        .await
+        .context("preparing the database")?;
     let outbox = MongoOutbox::new(store.database(), kit.namespace().clone());
     outbox.ensure_indexes().await?;
     kit.relay(MongoOutbox::new(store.database(), kit.namespace().clone()));
@@ -44,14 +50,28 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     if config.catalogue.seed_demo {
         catalogue.seed_demo_if_empty().await?;
     }
-    let stock = Stock::new(store, cache.clone(), Arc::new(outbox), config.reservations.ttl());
+    let stock = Stock::new(
+        store,
+        cache.clone(),
+        Arc::new(outbox),
+        config.reservations.ttl(),
+    );
     let sweep_interval = config.reservations.sweep_interval();
     let sweeping = stock.clone();
     kit.background(move |stop| run_expiry_sweep(sweeping, sweep_interval, stop));
     // Invalidations owed while Redis was away are retried every second.
     kit.background(move |stop| cache.run_invalidation_retries(Duration::from_secs(1), stop));
-    kit.grpc(InventoryServiceServer::new(InventoryGrpc::new(catalogue.clone(), stock)));
+    kit.grpc(InventoryServiceServer::new(InventoryGrpc::new(
+        catalogue.clone(),
+        stock,
+    )));
     let verifier = kit.verifier()?;
-    kit.serve(http::router(AppState { catalogue, verifier }), http::openapi())
-        .await
+    kit.serve(
+        http::router(AppState {
+            catalogue,
+            verifier,
+        }),
+        http::openapi(),
+    )
+    .await
 }

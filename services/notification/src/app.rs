@@ -21,9 +21,17 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 /// Which events are read from which domain's stream, by which durable consumer.
 const SUBSCRIPTIONS: [(&str, &str, &[&str]); 4] = [
     ("notification-users", "users", &["users.registered"]),
-    ("notification-orders", "orders", &["orders.confirmed", "orders.cancelled"]),
+    (
+        "notification-orders",
+        "orders",
+        &["orders.confirmed", "orders.cancelled"],
+    ),
     ("notification-payments", "payments", &["payments.failed"]),
-    ("notification-inventory", "inventory", &["inventory.low_stock"]),
+    (
+        "notification-inventory",
+        "inventory",
+        &["inventory.low_stock"],
+    ),
 ];
 
 /// Connects to the database (and runs its migrations) and to NATS, compiles the templates,
@@ -38,15 +46,33 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         SmtpChannel::new(smtp.url.expose(), &smtp.from, smtp.timeout())
             .with_context(|| format!("{} / __FROM", kit.variable("SMTP__URL")))?,
     );
-    let users = UserDirectory(kit.downstream("user", &config.user, USER_TIMEOUT, UserServiceClient::new)?);
+    let users = UserDirectory(kit.downstream(
+        "user",
+        &config.user,
+        USER_TIMEOUT,
+        UserServiceClient::new,
+    )?);
     let admin = config.delivery.admin_email.clone();
     let intake = Arc::new(Intake::new(templates, users, admin, channel.name()));
     for (name, domain, types) in SUBSCRIPTIONS {
-        kit.consume(name, domain, types, PgInbox::new(pool.clone()), Arc::clone(&intake));
+        kit.consume(
+            name,
+            domain,
+            types,
+            PgInbox::new(pool.clone()),
+            Arc::clone(&intake),
+        );
     }
     let jetstream = async_nats::jetstream::new(kit.nats().clone());
-    let worker = DeliveryWorker::new(pool.clone(), channel, config.delivery, jetstream, kit.namespace().clone());
+    let worker = DeliveryWorker::new(
+        pool.clone(),
+        channel,
+        config.delivery,
+        jetstream,
+        kit.namespace().clone(),
+    );
     kit.background(move |stop| worker.run(stop));
     let verifier = kit.verifier()?;
-    kit.serve(http::router(AppState { pool, verifier }), http::openapi()).await
+    kit.serve(http::router(AppState { pool, verifier }), http::openapi())
+        .await
 }

@@ -3,5 +3,9 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    platform_kit::main(notification_service::SERVICE_NAME, notification_service::build).await
+    platform_kit::main(
+        notification_service::SERVICE_NAME,
+        notification_service::build,
+    )
+    .await
 }

@@ -90,7 +90,10 @@ impl Payments {
         };
         let response = self
             .0
-            .call(request, |mut c, r| async move { c.get_payment_method(r).await })
+            .call(
+                request,
+                |mut c, r| async move { c.get_payment_method(r).await },
+            )
             .await?;
         response
             .payment_method

@@ -34,8 +34,13 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         ),
     };
     let payments = Payments::new(pool, kit.namespace().clone(), provider);
-    kit.grpc(PaymentServiceServer::new(PaymentGrpc::new(payments.clone())));
+    kit.grpc(PaymentServiceServer::new(PaymentGrpc::new(
+        payments.clone(),
+    )));
     let verifier = kit.verifier()?;
-    kit.serve(http::router(AppState { payments, verifier }), http::openapi())
-        .await
+    kit.serve(
+        http::router(AppState { payments, verifier }),
+        http::openapi(),
+    )
+    .await
 }

@@ -19,7 +19,7 @@ use crate::provider::{CardDetails, ChargeOutcome, DeclineReason, PaymentProvider
 use crate::store::{self, PaymentMethodRow, PaymentRow, RefundRow};
 
 /// The `source` of the events this service emits.
-pub const SOURCE: &str = "payment-service";
+pub const SOURCE: &str = crate::SERVICE_NAME;
 
 /// How long a worker may talk to the provider about a charge before another may take over.
 const CHARGE_LEASE: Duration = Duration::from_secs(60);

@@ -35,13 +35,18 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     verifier.preload(&jwks)?;
     let accounts = Accounts::new(pool, kit.namespace().clone(), signer, config.tokens).await?;
     if let Some(admin) = &config.bootstrap_admin {
-        let (user, created) = ensure_admin(&accounts, &admin.email, admin.password.expose()).await?;
+        let (user, created) =
+            ensure_admin(&accounts, &admin.email, admin.password.expose()).await?;
         tracing::info!(user_id = %user.id, created, "administrator ensured");
     }
     kit.grpc(UserServiceServer::new(UserGrpc::new(accounts.clone())));
     let purging = accounts.clone();
     kit.background(move |stop| purging.purge_expired_tokens_hourly(stop));
-    let state = AppState { accounts, verifier, jwks };
+    let state = AppState {
+        accounts,
+        verifier,
+        jwks,
+    };
     kit.serve(http::router(state), http::openapi()).await
 }
 
@@ -62,7 +67,11 @@ fn signing_key(kit: &Kit, tokens: &crate::config::TokenSettings) -> anyhow::Resu
     }
 }
 
-async fn ensure_admin(accounts: &Accounts, email: &str, password: &str) -> anyhow::Result<(User, bool)> {
+async fn ensure_admin(
+    accounts: &Accounts,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<(User, bool)> {
     accounts
         .ensure_admin(email, password)
         .await
@@ -71,11 +80,17 @@ async fn ensure_admin(accounts: &Accounts, email: &str, password: &str) -> anyho
 
 /// Creates an administrator (or grants an existing account the admin role), for the
 /// `create-admin` command.
-pub async fn create_admin(settings: &Settings, email: &str, password: &str) -> anyhow::Result<(User, bool)> {
+pub async fn create_admin(
+    settings: &Settings,
+    email: &str,
+    password: &str,
+) -> anyhow::Result<(User, bool)> {
     let entry = platform_kit::registry::service(crate::SERVICE_NAME);
     let variable = entry.variable("DATABASE__URL");
-    let pool = platform_kit::connect_postgres(&settings.own.database, &MIGRATIONS, &variable).await?;
-    let namespace = platform_events::Namespace::from_prefix(settings.common.nats.subject_prefix.as_deref())?;
+    let pool =
+        platform_kit::connect_postgres(&settings.own.database, &MIGRATIONS, &variable).await?;
+    let namespace =
+        platform_events::Namespace::from_prefix(settings.common.nats.subject_prefix.as_deref())?;
     // Nothing is signed here; the key only satisfies the constructor.
     let signer = Arc::new(TokenSigner::generate("unused"));
     let accounts = Accounts::new(pool, namespace, signer, settings.own.tokens.clone()).await?;

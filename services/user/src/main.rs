@@ -37,13 +37,17 @@ async fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let prefix = &platform_kit::registry::service(SERVICE_NAME).env_prefix;
-    platform_kit::run_main(SERVICE_NAME, Settings::load(prefix), |settings| async move {
-        match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(settings).await,
-            Command::CreateAdmin { email } => create_admin(&settings, &email).await,
-            Command::GenerateSigningKey => unreachable!("handled before configuration is read"),
-        }
-    })
+    platform_kit::run_main(
+        SERVICE_NAME,
+        Settings::load(prefix),
+        |settings| async move {
+            match cli.command.unwrap_or(Command::Serve) {
+                Command::Serve => serve(settings).await,
+                Command::CreateAdmin { email } => create_admin(&settings, &email).await,
+                Command::GenerateSigningKey => unreachable!("handled before configuration is read"),
+            }
+        },
+    )
     .await
 }
 

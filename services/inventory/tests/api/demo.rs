@@ -24,8 +24,8 @@ async fn an_empty_store_gets_the_demo_catalogue_once_even_when_replicas_start_to
     let mut other = crate::helpers::test_config(&app.signer).await;
     other.own.catalogue.seed_demo = true;
     let (first, second) = join(
-        inventory_service::build(other.clone()),
-        inventory_service::build(other.clone()),
+        Box::pin(inventory_service::build(other.clone())),
+        Box::pin(inventory_service::build(other.clone())),
     )
     .await;
     drop((first.unwrap(), second.unwrap()));
