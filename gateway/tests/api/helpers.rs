@@ -16,8 +16,10 @@ use axum::routing::get;
 use futures::StreamExt as _;
 use gateway::Config;
 use platform_auth::TokenSigner;
-use platform_config::Secret;
-use platform_testkit::service::{Identities, JwksStandIn, PASSWORD, assert_problem, http_client};
+use platform_config::{JwtSettings, Secret};
+use platform_testkit::service::{
+    Identities, JwksStandIn, PASSWORD, assert_problem, http_client, localise,
+};
 use platform_testkit::{Server, fresh_pg_database, unique_name, url};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -484,14 +486,11 @@ impl UserService {
         let db = fresh_pg_database().await.unwrap();
         let mut users =
             user_service::Settings::new(user_service::Config::with_database(db.url.clone()));
-        "127.0.0.1".clone_into(&mut users.common.http.host);
-        users.common.http.port = Some(0);
-        "127.0.0.1".clone_into(&mut users.common.grpc.host);
-        users.common.grpc.port = Some(0);
-        users.common.nats.url = url(Server::Nats).await.unwrap();
-        users.common.nats.subject_prefix = Some(unique_name("t"));
+        // It verifies its own tokens with the keys it preloads: the JWKS URL keeps its default.
+        localise(&mut users.common, &JwtSettings::default().jwks_url)
+            .await
+            .unwrap();
         users.own.tokens.signing_key_pem = Some(Secret::new(TokenSigner::generate_pkcs8_pem()));
-        users.common.service_auth.secret = Some(Secret::new("test-service-secret-at-least-32-bytes-long"));
         let service = user_service::build(users).await.unwrap();
         let url = format!("http://{}", service.http_addr());
         let (stop, stopped) = oneshot::channel::<()>();
