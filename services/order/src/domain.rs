@@ -2,13 +2,15 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::str::FromStr;
 
 use platform_http::FieldError;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::config::OrderLimits;
 
-/// Where an order stands in its checkout saga.
+/// Where an order stands in its checkout saga. Stored in `orders.status` (a text column with
+/// a check) and returned in the API under the same upper-case names.
 ///
 /// ```text
 /// PENDING --reserve--> STOCK_RESERVED --charge--> PAID --commit--> CONFIRMED
@@ -17,7 +19,9 @@ use crate::config::OrderLimits;
 ///    v                       v                      v                  v
 /// CANCELLED <------------ CANCELLING (refund, release the stock) <-----+
 /// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, sqlx::Type, Serialize, Deserialize, ToSchema)]
+#[sqlx(type_name = "text", rename_all = "SCREAMING_SNAKE_CASE")]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {
     /// Placed; stock not reserved yet.
     Pending,
@@ -34,7 +38,7 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
-    /// The stored and returned name.
+    /// The stored and returned name (also the metrics' label).
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "PENDING",
@@ -58,21 +62,62 @@ impl fmt::Display for OrderStatus {
     }
 }
 
-impl FromStr for OrderStatus {
-    type Err = String;
+/// What a cancelled order still owes before it may be CANCELLED, done in this order: learn a
+/// lost charge's outcome first (it decides whether there is money to give back), then refund,
+/// then release the stock. Stored in the three flag columns of `orders`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, sqlx::FromRow)]
+pub struct Compensation {
+    /// Charge again with the same key to learn whether a charge whose answer was lost (it
+    /// timed out) captured; if it did, a refund becomes owed.
+    pub resolve_payment: bool,
+    /// Give the captured money back.
+    #[sqlx(rename = "refund_pending")]
+    pub refund: bool,
+    /// Give the reserved (or sold) stock back.
+    #[sqlx(rename = "release_pending")]
+    pub release_stock: bool,
+}
 
-    fn from_str(value: &str) -> Result<Self, Self::Err> {
-        [
-            Self::Pending,
-            Self::StockReserved,
-            Self::Paid,
-            Self::Confirmed,
-            Self::Cancelling,
-            Self::Cancelled,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == value)
-        .ok_or_else(|| format!("unknown order status `{value}`"))
+impl Compensation {
+    /// Nothing to undo: nothing was reserved or charged, or it is all undone.
+    pub const NOTHING: Self = Self {
+        resolve_payment: false,
+        refund: false,
+        release_stock: false,
+    };
+
+    /// Stock is held, no money was taken.
+    pub const RELEASE_STOCK: Self = Self {
+        release_stock: true,
+        ..Self::NOTHING
+    };
+
+    /// Stock is held and a charge may or may not have captured.
+    pub const RESOLVE_PAYMENT_AND_RELEASE_STOCK: Self = Self {
+        resolve_payment: true,
+        release_stock: true,
+        refund: false,
+    };
+
+    /// Stock is held (or sold) and the money was taken.
+    pub const REFUND_AND_RELEASE_STOCK: Self = Self {
+        refund: true,
+        release_stock: true,
+        resolve_payment: false,
+    };
+
+    /// Whether anything is left to undo.
+    pub fn is_owed(self) -> bool {
+        self.resolve_payment || self.refund || self.release_stock
+    }
+
+    /// Where a cancelled order stands while this is owed: CANCELLING until all is undone.
+    pub fn status(self) -> OrderStatus {
+        if self.is_owed() {
+            OrderStatus::Cancelling
+        } else {
+            OrderStatus::Cancelled
+        }
     }
 }
 
@@ -194,18 +239,32 @@ mod tests {
     }
 
     #[test]
-    fn statuses_round_trip_and_know_when_they_are_done() {
+    fn statuses_keep_their_upper_case_wire_names_and_know_when_they_are_done() {
         for status in [
-            "PENDING",
-            "STOCK_RESERVED",
-            "PAID",
-            "CONFIRMED",
-            "CANCELLING",
-            "CANCELLED",
+            OrderStatus::Pending,
+            OrderStatus::StockReserved,
+            OrderStatus::Paid,
+            OrderStatus::Confirmed,
+            OrderStatus::Cancelling,
+            OrderStatus::Cancelled,
         ] {
-            assert_eq!(status.parse::<OrderStatus>().unwrap().as_str(), status);
+            let json = serde_json::to_value(status).unwrap();
+            assert_eq!(json, status.as_str());
+            assert_eq!(serde_json::from_value::<OrderStatus>(json).unwrap(), status);
         }
         assert!(OrderStatus::Confirmed.is_terminal());
         assert!(!OrderStatus::Cancelling.is_terminal());
+    }
+
+    #[test]
+    fn a_cancelled_order_stays_cancelling_while_anything_is_owed() {
+        assert_eq!(Compensation::NOTHING.status(), OrderStatus::Cancelled);
+        for owed in [
+            Compensation::RELEASE_STOCK,
+            Compensation::RESOLVE_PAYMENT_AND_RELEASE_STOCK,
+            Compensation::REFUND_AND_RELEASE_STOCK,
+        ] {
+            assert_eq!(owed.status(), OrderStatus::Cancelling, "{owed:?}");
+        }
     }
 }

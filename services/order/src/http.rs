@@ -13,6 +13,7 @@ use sha2::{Digest as _, Sha256};
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
+use crate::domain::OrderStatus;
 use crate::orders::{Order, OrderRequest, Orders};
 
 /// What the handlers share.
@@ -52,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         PlaceOrderRequest,
         RequestedLine,
         OrderResponse,
+        OrderStatus,
         OrderLineResponse,
         MoneyResponse,
         CancellationResponse,
@@ -129,7 +131,7 @@ pub struct CancellationResponse {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HistoryEntry {
     /// The status entered.
-    pub status: String,
+    pub status: OrderStatus,
     /// Why, when there is a reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -158,8 +160,8 @@ pub struct HistoryEntry {
 pub struct OrderResponse {
     /// Order id.
     pub id: Uuid,
-    /// `PENDING`, `STOCK_RESERVED`, `PAID`, `CONFIRMED`, `CANCELLING` or `CANCELLED`.
-    pub status: String,
+    /// Where the order stands in its checkout.
+    pub status: OrderStatus,
     /// Where to follow it.
     pub status_url: String,
     /// Its lines.
@@ -194,7 +196,7 @@ impl From<Order> for OrderResponse {
         };
         Self {
             id: row.id,
-            status: row.status.clone(),
+            status: row.status,
             status_url: format!("/api/v1/orders/{}", row.id),
             items: order
                 .items

@@ -15,8 +15,10 @@ use tonic::Code;
 use uuid::Uuid;
 
 use crate::config::OrderLimits;
-use crate::domain::{OrderStatus, RequestedItem, validate_items};
+use crate::domain::{Compensation, OrderStatus, RequestedItem, validate_items};
 use crate::downstream::{CallError, Inventory, Payments};
+use crate::saga::decide::cancel_at_customer_request;
+use crate::saga::reason_code;
 use crate::store::{self, HistoryRow, ItemRow, OrderRow};
 
 /// The `source` of the events this service emits.
@@ -148,7 +150,7 @@ impl Orders {
             user_id,
             idempotency_key: idempotency_key.to_owned(),
             request_hash: request_hash.clone(),
-            status: OrderStatus::Pending.as_str().to_owned(),
+            status: OrderStatus::Pending,
             payment_method_id: request.payment_method_id,
             total_minor: total,
             currency: currency.clone(),
@@ -156,9 +158,7 @@ impl Orders {
             refunded_minor: 0,
             cancel_reason: None,
             cancel_detail: None,
-            resolve_payment: false,
-            refund_pending: false,
-            release_pending: false,
+            owed: Compensation::NOTHING,
             step_attempts: 0,
             last_error: None,
             created_at: now,
@@ -337,30 +337,22 @@ impl Orders {
             .await?
             .filter(|row| row.user_id == user_id)
             .ok_or(OrderError::NotFound)?;
-        if row.status != OrderStatus::Confirmed.as_str() {
-            return Err(OrderError::Conflict(format!(
-                "only a confirmed order can be cancelled; this one is {}",
-                row.status
-            )));
-        }
-        sqlx::query(
-            "UPDATE orders SET status = 'CANCELLING', cancel_reason = 'customer_request', \
-                 cancel_detail = 'cancelled at the customer''s request', \
-                 refund_pending = true, release_pending = true, step_attempts = 0, \
-                 next_attempt_at = now(), updated_at = now() \
-             WHERE id = $1",
-        )
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        store::record_history(
+        let cancellation = cancel_at_customer_request(row.status).map_err(OrderError::Conflict)?;
+        let started = store::start_cancelling(
             id,
-            Some("CONFIRMED"),
-            "CANCELLING",
-            Some("customer_request"),
-            &mut *tx,
+            row.status,
+            (
+                reason_code(cancellation.reason),
+                cancellation.detail.as_str(),
+            ),
+            cancellation.compensation,
+            &mut tx,
         )
         .await?;
+        if !started {
+            // The row is locked, so its status cannot have changed under us.
+            return Err(anyhow::anyhow!("the locked order changed while cancelling it").into());
+        }
         tx.commit().await?;
         self.wake.notify_one();
         let row = store::find(id, &self.pool)

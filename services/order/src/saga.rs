@@ -3,9 +3,11 @@
 //! one transaction. On start it picks up every order that is not finished, wherever it stopped.
 //!
 //! Every step is an idempotent call keyed by the order id, with a deadline, behind a circuit
-//! breaker per downstream. A forward step that keeps failing transiently is retried with
-//! back-off a bounded number of times, then the order is cancelled; compensation (learning a
-//! timed-out charge's outcome, refunding, releasing the stock) is retried until it succeeds.
+//! breaker per downstream. What to call, and what an answer leads to (advance, cancel with
+//! compensation, retry with back-off, give up), is decided in [`decide`], without I/O; this
+//! module only claims orders, makes the calls and records the decisions.
+
+pub mod decide;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,44 +21,15 @@ use platform_proto::payment::v1::PaymentStatus;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tonic::Code;
+use tonic::{Code, Status};
 use uuid::Uuid;
 
+use self::decide::{Action, Outcome, Plan, SagaState, Step};
 use crate::config::SagaSettings;
-use crate::domain::OrderStatus;
+use crate::domain::{Compensation, OrderStatus};
 use crate::downstream::{CallError, Inventory, Payments};
 use crate::orders::{SOURCE, order_lines};
 use crate::store::{self, OrderRow, Transition};
-
-/// What one step decided.
-#[derive(Debug)]
-enum Decision {
-    /// Forward to the next status.
-    Advance {
-        to: OrderStatus,
-        payment_id: Option<Uuid>,
-    },
-    /// Give up on the sale; undo what was done.
-    Cancel {
-        reason: CancellationReason,
-        detail: String,
-        resolve_payment: bool,
-        refund: bool,
-        release: bool,
-    },
-    /// One piece of compensation done: what is left.
-    Compensated {
-        resolve_payment: bool,
-        refund: bool,
-        release: bool,
-        refunded_minor: i64,
-        payment_id: Option<Uuid>,
-    },
-    /// A transient failure: try the same step again later.
-    Retry(String),
-    /// A breaker refused the call: try again after the delay, without counting an attempt.
-    Postpone(Duration),
-}
 
 /// The saga worker.
 pub struct SagaWorker {
@@ -126,26 +99,45 @@ impl SagaWorker {
 
     #[tracing::instrument(skip_all, fields(order_id = %order.id, status = %order.status))]
     async fn step(&self, order: OrderRow) -> anyhow::Result<()> {
-        let status: OrderStatus = order.status.parse().map_err(anyhow::Error::msg)?;
+        let state = SagaState::from(&order);
         let started = Instant::now();
-        let (name, decision) = match status {
-            OrderStatus::Pending => ("reserve", self.reserve(&order).await?),
-            OrderStatus::StockReserved => ("charge", self.charge(&order).await),
-            OrderStatus::Paid => ("commit", self.commit(&order).await),
-            OrderStatus::Cancelling => self.compensate(&order).await,
-            OrderStatus::Confirmed | OrderStatus::Cancelled => return Ok(()),
+        let (name, action) = match decide::plan(&state) {
+            Plan::Finished => return Ok(()),
+            Plan::Record(action) => ("close", action),
+            Plan::Call(step) => {
+                let outcome = self.perform(step, &order).await?;
+                let action = decide::decide(&state, step, outcome, &self.settings);
+                (step.name(), action)
+            }
         };
-        let result = match &decision {
-            Decision::Advance { .. } | Decision::Compensated { .. } => "ok",
-            Decision::Cancel { .. } => "cancel",
-            Decision::Retry(_) | Decision::Postpone(_) => "retry",
+        let result = match &action {
+            Action::Advance { .. } | Action::Compensated { .. } => "ok",
+            Action::Cancel(_) => "cancel",
+            Action::Retry { .. } | Action::Postpone { .. } => "retry",
         };
         metrics::histogram!("orders_saga_step_duration_seconds", "step" => name, "result" => result)
             .record(started.elapsed().as_secs_f64());
-        self.apply(&order, status, decision).await
+        self.apply(&order, action).await
     }
 
-    async fn reserve(&self, order: &OrderRow) -> anyhow::Result<Decision> {
+    /// Makes the step's call and puts the answer in the saga's words.
+    async fn perform(&self, step: Step, order: &OrderRow) -> anyhow::Result<Outcome> {
+        Ok(match step {
+            Step::Reserve => self.reserve(order).await?,
+            // Charging again with the same key returns the first charge's outcome, which is
+            // how a charge whose answer was lost is resolved.
+            Step::Charge | Step::ResolvePayment => self.charge(order).await,
+            Step::Commit => self.commit(order).await,
+            Step::Refund => self.refund(order).await,
+            Step::ReleaseStock => match self.inventory.release(order.id).await {
+                Ok(_) => Outcome::StockReleased,
+                // Nothing held for the order: there is nothing to give back.
+                Err(error) => unanswered(error, |_| Outcome::StockReleased),
+            },
+        })
+    }
+
+    async fn reserve(&self, order: &OrderRow) -> anyhow::Result<Outcome> {
         let items = store::items(order.id, &self.pool)
             .await?
             .into_iter()
@@ -155,237 +147,128 @@ impl SagaWorker {
             })
             .collect();
         Ok(match self.inventory.reserve(order.id, items).await {
-            Ok(ReservationStatus::Reserved) => Decision::Advance {
-                to: OrderStatus::StockReserved,
-                payment_id: None,
-            },
-            // An earlier attempt reserved, and the reservation lapsed before this one.
-            Ok(other) => cancel(
-                CancellationReason::ReservationExpired,
-                format!("the stock reservation is {}", other.as_str_name()),
-                (false, false, false),
-            ),
-            Err(CallError::Refused(status)) if status.code() == Code::FailedPrecondition => cancel(
-                CancellationReason::OutOfStock,
-                status.message().to_owned(),
-                (false, false, false),
-            ),
-            Err(CallError::Refused(status)) => cancel(
-                CancellationReason::Other,
-                format!("the order could not be reserved: {}", status.message()),
-                (false, false, false),
-            ),
-            // A reservation may have been made by a call whose answer was lost: release it.
-            Err(error) => self.retry_or(order, error, || {
-                cancel(
-                    CancellationReason::Other,
-                    "the inventory did not answer".to_owned(),
-                    (false, false, true),
-                )
+            Ok(ReservationStatus::Reserved) => Outcome::Reserved,
+            Ok(other) => Outcome::ReservationExpired(format!(
+                "the stock reservation is {}",
+                other.as_str_name()
+            )),
+            Err(error) => unanswered(error, |status| {
+                if status.code() == Code::FailedPrecondition {
+                    Outcome::OutOfStock(status.message().to_owned())
+                } else {
+                    Outcome::ReservationRefused(format!(
+                        "the order could not be reserved: {}",
+                        status.message()
+                    ))
+                }
             }),
         })
     }
 
-    async fn charge(&self, order: &OrderRow) -> Decision {
+    async fn charge(&self, order: &OrderRow) -> Outcome {
         let amount = contracts::Money::new(order.total_minor, &order.currency);
         match self
             .payments
             .charge(order.id, order.user_id, amount, order.payment_method_id)
             .await
         {
-            Ok(charge) => match charge.status() {
-                PaymentStatus::Captured => Decision::Advance {
-                    to: OrderStatus::Paid,
-                    payment_id: charge.payment_id.parse().ok(),
-                },
-                _ => cancel(
-                    CancellationReason::PaymentDeclined,
-                    format!("the payment failed: {}", charge.failure_reason),
-                    (false, false, true),
-                ),
+            Ok(charge) if charge.status() == PaymentStatus::Captured => Outcome::Charged {
+                payment_id: charge.payment_id.parse().ok(),
             },
-            // The charge may still be captured: learn its outcome (and refund it) while undoing.
-            Err(CallError::TimedOut(deadline)) => cancel(
-                CancellationReason::PaymentTimeout,
-                format!("the payment did not answer within {deadline:?}"),
-                (true, false, true),
-            ),
-            Err(CallError::Refused(status)) => cancel(
-                CancellationReason::PaymentDeclined,
-                format!("the payment was refused: {}", status.message()),
-                (false, false, true),
-            ),
-            Err(error) => self.retry_or(order, error, || {
-                cancel(
-                    CancellationReason::PaymentTimeout,
-                    "the payment service did not answer".to_owned(),
-                    (true, false, true),
-                )
-            }),
-        }
-    }
-
-    async fn commit(&self, order: &OrderRow) -> Decision {
-        match self.inventory.commit(order.id).await {
-            Ok(ReservationStatus::Committed) => Decision::Advance {
-                to: OrderStatus::Confirmed,
-                payment_id: None,
-            },
-            Ok(other) => cancel(
-                CancellationReason::ReservationExpired,
-                format!("the stock reservation is {}", other.as_str_name()),
-                (false, true, true),
-            ),
-            Err(CallError::Refused(status)) => cancel(
-                CancellationReason::ReservationExpired,
-                status.message().to_owned(),
-                (false, true, true),
-            ),
-            Err(error) => self.retry_or(order, error, || {
-                cancel(
-                    CancellationReason::ReservationExpired,
-                    "the reservation could not be committed in time".to_owned(),
-                    (false, true, true),
-                )
-            }),
-        }
-    }
-
-    /// One piece of compensation, in order: learn a timed-out charge's outcome, refund,
-    /// release the stock. Never gives up.
-    async fn compensate(&self, order: &OrderRow) -> (&'static str, Decision) {
-        let pending =
-            |resolve_payment, refund, release, refunded_minor, payment_id| Decision::Compensated {
-                resolve_payment,
-                refund,
-                release,
-                refunded_minor,
-                payment_id,
-            };
-        let retry = |error: CallError| match error {
-            CallError::BreakerOpen(delay) => Decision::Postpone(delay),
-            other => Decision::Retry(other.to_string()),
-        };
-        if order.resolve_payment {
-            // Charging again with the same key returns the first charge's outcome.
-            let amount = contracts::Money::new(order.total_minor, &order.currency);
-            let outcome = self
-                .payments
-                .charge(order.id, order.user_id, amount, order.payment_method_id)
-                .await;
-            return (
-                "resolve_payment",
-                match outcome {
-                    Ok(charge) if charge.status() == PaymentStatus::Captured => pending(
-                        false,
-                        true,
-                        order.release_pending,
-                        order.refunded_minor,
-                        charge.payment_id.parse().ok(),
-                    ),
-                    Ok(_) | Err(CallError::Refused(_)) => pending(
-                        false,
-                        false,
-                        order.release_pending,
-                        order.refunded_minor,
-                        None,
-                    ),
-                    Err(error) => retry(error),
-                },
-            );
-        }
-        if order.refund_pending {
-            let amount = contracts::Money::new(order.total_minor, &order.currency);
-            let key = format!("order:{}:cancel", order.id);
-            return (
-                "refund",
-                match self.payments.refund(order.id, amount, key).await {
-                    Ok(refund) => pending(
-                        false,
-                        false,
-                        order.release_pending,
-                        refund
-                            .refunded_total
-                            .map_or(order.total_minor, |total| total.minor),
-                        None,
-                    ),
-                    Err(CallError::Refused(status)) => {
-                        tracing::warn!(status = ?status, "nothing to refund");
-                        pending(
-                            false,
-                            false,
-                            order.release_pending,
-                            order.refunded_minor,
-                            None,
-                        )
-                    }
-                    Err(error) => retry(error),
-                },
-            );
-        }
-        if order.release_pending {
-            return (
-                "release",
-                match self.inventory.release(order.id).await {
-                    Ok(_) | Err(CallError::Refused(_)) => {
-                        pending(false, false, false, order.refunded_minor, None)
-                    }
-                    Err(error) => retry(error),
-                },
-            );
-        }
-        (
-            "close",
-            pending(false, false, false, order.refunded_minor, None),
-        )
-    }
-
-    /// A transient failure of a forward step: retry, or after the last attempt, `give_up`.
-    fn retry_or(
-        &self,
-        order: &OrderRow,
-        error: CallError,
-        give_up: impl FnOnce() -> Decision,
-    ) -> Decision {
-        match error {
-            CallError::BreakerOpen(delay) => Decision::Postpone(delay),
-            error if order.step_attempts + 1 >= self.settings.max_attempts => {
-                tracing::warn!(%error, attempts = order.step_attempts + 1, "giving up on the step");
-                give_up()
+            Ok(charge) => {
+                Outcome::Declined(format!("the payment failed: {}", charge.failure_reason))
             }
-            error => Decision::Retry(error.to_string()),
+            Err(error) => unanswered(error, |status| {
+                Outcome::Declined(format!("the payment was refused: {}", status.message()))
+            }),
+        }
+    }
+
+    async fn commit(&self, order: &OrderRow) -> Outcome {
+        match self.inventory.commit(order.id).await {
+            Ok(ReservationStatus::Committed) => Outcome::Committed,
+            Ok(other) => Outcome::ReservationExpired(format!(
+                "the stock reservation is {}",
+                other.as_str_name()
+            )),
+            Err(error) => unanswered(error, |status| {
+                Outcome::ReservationExpired(status.message().to_owned())
+            }),
+        }
+    }
+
+    async fn refund(&self, order: &OrderRow) -> Outcome {
+        let amount = contracts::Money::new(order.total_minor, &order.currency);
+        // One key per order: a refund retried after a lost answer is made once.
+        let key = format!("order:{}:cancel", order.id);
+        match self.payments.refund(order.id, amount, key).await {
+            Ok(refund) => Outcome::Refunded {
+                refunded_total_minor: refund.refunded_total.map(|total| total.minor),
+            },
+            Err(error) => unanswered(error, |status| {
+                tracing::warn!(status = ?status, "nothing to refund");
+                Outcome::NothingToRefund(status.message().to_owned())
+            }),
         }
     }
 
     /// Writes the decision: the new state, its history, its event; or the retry.
-    async fn apply(
-        &self,
-        order: &OrderRow,
-        from: OrderStatus,
-        decision: Decision,
-    ) -> anyhow::Result<()> {
-        match decision {
-            Decision::Retry(error) => {
-                let delay = self.settings.retry_delay(order.step_attempts + 1);
-                tracing::info!(%error, retry_in = ?delay, "step failed; retrying later");
-                store::retry_later(order.id, self.id, &error, delay, &self.pool).await?;
+    async fn apply(&self, order: &OrderRow, action: Action) -> anyhow::Result<()> {
+        let from = order.status;
+        let to = action.status_after(from);
+        let change = match &action {
+            Action::Retry { after, error } => {
+                tracing::info!(%error, retry_in = ?after, "step failed; retrying later");
+                store::retry_later(order.id, self.id, error, *after, &self.pool).await?;
                 return Ok(());
             }
-            Decision::Postpone(delay) => {
-                store::postpone(order.id, self.id, delay, &self.pool).await?;
+            Action::Postpone { after } => {
+                store::postpone(order.id, self.id, *after, &self.pool).await?;
                 return Ok(());
             }
-            _ => {}
-        }
-        let (to, transition) = transition_for(order, from, &decision);
+            Action::Advance { payment_id, .. } => Transition {
+                from,
+                to,
+                reason: None,
+                payment_id: *payment_id,
+                cancel: None,
+                owed: Compensation::NOTHING,
+                refunded_minor: order.refunded_minor,
+            },
+            Action::Cancel(cancellation) => {
+                let code = reason_code(cancellation.reason);
+                Transition {
+                    from,
+                    to,
+                    reason: Some(code),
+                    payment_id: None,
+                    cancel: Some((code, cancellation.detail.as_str())),
+                    owed: cancellation.compensation,
+                    refunded_minor: order.refunded_minor,
+                }
+            }
+            Action::Compensated {
+                still_owed,
+                refunded_minor,
+                payment_id,
+            } => Transition {
+                from,
+                to,
+                reason: order.cancel_reason.as_deref(),
+                payment_id: *payment_id,
+                cancel: None,
+                owed: *still_owed,
+                refunded_minor: *refunded_minor,
+            },
+        };
         let mut tx = self.pool.begin().await?;
-        if !store::transition(order.id, self.id, &transition, &mut tx).await? {
+        if !store::transition(order.id, self.id, &change, &mut tx).await? {
             tracing::warn!(
                 "lost the lease before recording the step; another worker has the order"
             );
             return Ok(());
         }
-        if to == OrderStatus::Confirmed || to == OrderStatus::Cancelled {
+        if to.is_terminal() {
             let row = store::find(order.id, &mut *tx)
                 .await?
                 .context("the order vanished")?;
@@ -396,7 +279,7 @@ impl SagaWorker {
             tracing::info!(from = %from, to = %to, "order moved");
         }
         if to.is_terminal() {
-            record_outcome(order, to, &decision);
+            record_outcome(order, to, &action);
         }
         Ok(())
     }
@@ -405,7 +288,7 @@ impl SagaWorker {
     async fn announce(&self, order: &OrderRow, tx: &mut sqlx::PgConnection) -> anyhow::Result<()> {
         let items = order_lines(&store::items(order.id, &mut *tx).await?);
         let total = contracts::Money::new(order.total_minor, &order.currency);
-        if order.status == OrderStatus::Confirmed.as_str() {
+        if order.status == OrderStatus::Confirmed {
             let event = Envelope::new(
                 SOURCE,
                 &order.id,
@@ -445,99 +328,34 @@ impl SagaWorker {
     }
 }
 
-/// The state a decision moves an order to (only for decisions that move it).
-fn transition_for<'a>(
-    order: &'a OrderRow,
-    from: OrderStatus,
-    decision: &'a Decision,
-) -> (OrderStatus, Transition<'a>) {
-    let finished = |resolve_payment: bool, refund: bool, release: bool| {
-        if resolve_payment || refund || release {
-            OrderStatus::Cancelling
-        } else {
-            OrderStatus::Cancelled
-        }
-    };
-    match decision {
-        Decision::Advance { to, payment_id } => (
-            *to,
-            Transition {
-                from: from.as_str(),
-                to: to.as_str(),
-                reason: None,
-                payment_id: *payment_id,
-                cancel: None,
-                pending: (false, false, false),
-                refunded_minor: order.refunded_minor,
-            },
-        ),
-        Decision::Cancel {
-            reason,
-            detail,
-            resolve_payment,
-            refund,
-            release,
-        } => {
-            let to = finished(*resolve_payment, *refund, *release);
-            (
-                to,
-                Transition {
-                    from: from.as_str(),
-                    to: to.as_str(),
-                    reason: Some(reason_code(*reason)),
-                    payment_id: None,
-                    cancel: Some((reason_code(*reason), detail.as_str())),
-                    pending: (*resolve_payment, *refund, *release),
-                    refunded_minor: order.refunded_minor,
-                },
-            )
-        }
-        Decision::Compensated {
-            resolve_payment,
-            refund,
-            release,
-            refunded_minor,
-            payment_id,
-        } => {
-            let to = finished(*resolve_payment, *refund, *release);
-            (
-                to,
-                Transition {
-                    from: from.as_str(),
-                    to: to.as_str(),
-                    reason: order.cancel_reason.as_deref(),
-                    payment_id: *payment_id,
-                    cancel: None,
-                    pending: (*resolve_payment, *refund, *release),
-                    refunded_minor: *refunded_minor,
-                },
-            )
-        }
-        Decision::Retry(_) | Decision::Postpone(_) => {
-            unreachable!("retries and postponements are recorded without a transition")
+impl From<&OrderRow> for SagaState {
+    fn from(order: &OrderRow) -> Self {
+        Self {
+            status: order.status,
+            owed: order.owed,
+            attempts: order.step_attempts,
+            total_minor: order.total_minor,
+            refunded_minor: order.refunded_minor,
         }
     }
 }
 
-fn cancel(
-    reason: CancellationReason,
-    detail: String,
-    (resolve_payment, refund, release): (bool, bool, bool),
-) -> Decision {
-    Decision::Cancel {
-        reason,
-        detail,
-        resolve_payment,
-        refund,
-        release,
+/// A call that produced no answer the saga can use as is: a downstream's refusal is put in
+/// words by `refused`, the rest says why there was no answer.
+fn unanswered(error: CallError, refused: impl FnOnce(Status) -> Outcome) -> Outcome {
+    match error {
+        CallError::TimedOut(deadline) => Outcome::TimedOut(deadline),
+        CallError::Unavailable(error) => Outcome::Unavailable(error),
+        CallError::BreakerOpen(delay) => Outcome::BreakerOpen(delay),
+        CallError::Refused(status) => refused(status),
     }
 }
 
 /// Counts a finished saga by outcome and reason.
-fn record_outcome(order: &OrderRow, to: OrderStatus, decision: &Decision) {
+fn record_outcome(order: &OrderRow, to: OrderStatus, action: &Action) {
     let reason = if to == OrderStatus::Cancelled {
-        order.cancel_reason.clone().or_else(|| match decision {
-            Decision::Cancel { reason, .. } => Some(reason_code(*reason).to_owned()),
+        order.cancel_reason.clone().or_else(|| match action {
+            Action::Cancel(cancellation) => Some(reason_code(cancellation.reason).to_owned()),
             _ => None,
         })
     } else {

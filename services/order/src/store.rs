@@ -7,6 +7,8 @@ use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, PgExecutor};
 use uuid::Uuid;
 
+use crate::domain::{Compensation, OrderStatus};
+
 /// A row of `orders`.
 #[derive(Clone, Debug, FromRow)]
 pub struct OrderRow {
@@ -19,7 +21,7 @@ pub struct OrderRow {
     /// SHA-256 of the request placed with that key.
     pub request_hash: Vec<u8>,
     /// Saga status.
-    pub status: String,
+    pub status: OrderStatus,
     /// The card to charge.
     pub payment_method_id: Uuid,
     /// Total in minor units.
@@ -34,12 +36,10 @@ pub struct OrderRow {
     pub cancel_reason: Option<String>,
     /// Why, in words.
     pub cancel_detail: Option<String>,
-    /// Compensation: learn the outcome of a charge that timed out.
-    pub resolve_payment: bool,
-    /// Compensation: refund.
-    pub refund_pending: bool,
-    /// Compensation: release the stock.
-    pub release_pending: bool,
+    /// What it still owes while CANCELLING (`resolve_payment`, `refund_pending`,
+    /// `release_pending`).
+    #[sqlx(flatten)]
+    pub owed: Compensation,
     /// Failed attempts of the current step.
     pub step_attempts: i32,
     /// The current step's last error.
@@ -76,9 +76,9 @@ pub struct ItemRow {
 #[derive(Clone, Debug, FromRow)]
 pub struct HistoryRow {
     /// The status before (none for the first).
-    pub from_status: Option<String>,
+    pub from_status: Option<OrderStatus>,
     /// The status after.
-    pub to_status: String,
+    pub to_status: OrderStatus,
     /// Why.
     pub reason: Option<String>,
     /// When.
@@ -95,7 +95,7 @@ pub async fn insert_order(
     let inserted = sqlx::query(
         "INSERT INTO orders (id, user_id, idempotency_key, request_hash, status, payment_method_id, \
                              total_minor, currency, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, 'PENDING', $5, $6, $7, $8, $8) \
+         VALUES ($1, $2, $3, $4, $9, $5, $6, $7, $8, $8) \
          ON CONFLICT (user_id, idempotency_key) DO NOTHING",
     )
     .bind(order.id)
@@ -106,6 +106,7 @@ pub async fn insert_order(
     .bind(order.total_minor)
     .bind(&order.currency)
     .bind(order.created_at)
+    .bind(order.status)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -127,15 +128,15 @@ pub async fn insert_order(
         .execute(&mut *tx)
         .await?;
     }
-    record_history(order.id, None, "PENDING", Some("placed"), &mut *tx).await?;
+    record_history(order.id, None, order.status, Some("placed"), &mut *tx).await?;
     Ok(true)
 }
 
 /// Appends a transition to an order's history.
 pub async fn record_history(
     order_id: Uuid,
-    from: Option<&str>,
-    to: &str,
+    from: Option<OrderStatus>,
+    to: OrderStatus,
     reason: Option<&str>,
     executor: impl PgExecutor<'_>,
 ) -> sqlx::Result<()> {
@@ -236,6 +237,8 @@ pub async fn claim_due(
     lease: Duration,
     executor: impl PgExecutor<'_>,
 ) -> sqlx::Result<Vec<OrderRow>> {
+    // The statuses are spelt out, not bound, so that the planner can use `orders_saga_due`,
+    // the partial index with this very predicate.
     sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "UPDATE orders SET lease_owner = $1, lease_until = now() + make_interval(secs => $3) \
          WHERE id IN ( \
@@ -256,17 +259,17 @@ pub async fn claim_due(
 #[derive(Clone, Debug)]
 pub struct Transition<'a> {
     /// The status the step started from.
-    pub from: &'a str,
+    pub from: OrderStatus,
     /// The status it moves to.
-    pub to: &'a str,
+    pub to: OrderStatus,
     /// Why, for the history.
     pub reason: Option<&'a str>,
     /// The captured payment, once known.
     pub payment_id: Option<Uuid>,
     /// Cancellation code and words, when cancelling.
     pub cancel: Option<(&'a str, &'a str)>,
-    /// Compensation still to do: resolve the payment, refund, release.
-    pub pending: (bool, bool, bool),
+    /// Compensation still to do.
+    pub owed: Compensation,
     /// Refunded so far.
     pub refunded_minor: i64,
 }
@@ -293,9 +296,9 @@ pub async fn transition(
     .bind(change.payment_id)
     .bind(change.cancel.map(|(code, _)| code))
     .bind(change.cancel.map(|(_, detail)| detail))
-    .bind(change.pending.0)
-    .bind(change.pending.1)
-    .bind(change.pending.2)
+    .bind(change.owed.resolve_payment)
+    .bind(change.owed.refund)
+    .bind(change.owed.release_stock)
     .bind(change.refunded_minor)
     .bind(change.from)
     .execute(&mut *tx)
@@ -314,6 +317,41 @@ pub async fn transition(
         )
         .await?;
     }
+    Ok(true)
+}
+
+/// Starts cancelling an order the caller holds locked (`FOR UPDATE`) in `from`: records why,
+/// what is owed and the history entry, and makes the saga due at once. `false` if the order
+/// is no longer in `from`.
+pub async fn start_cancelling(
+    order_id: Uuid,
+    from: OrderStatus,
+    (code, detail): (&str, &str),
+    owed: Compensation,
+    tx: &mut PgConnection,
+) -> sqlx::Result<bool> {
+    let to = owed.status();
+    let updated = sqlx::query(
+        "UPDATE orders SET status = $2, cancel_reason = $3, cancel_detail = $4, \
+             resolve_payment = $5, refund_pending = $6, release_pending = $7, \
+             step_attempts = 0, last_error = NULL, next_attempt_at = now(), updated_at = now() \
+         WHERE id = $1 AND status = $8",
+    )
+    .bind(order_id)
+    .bind(to)
+    .bind(code)
+    .bind(detail)
+    .bind(owed.resolve_payment)
+    .bind(owed.refund)
+    .bind(owed.release_stock)
+    .bind(from)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if updated == 0 {
+        return Ok(false);
+    }
+    record_history(order_id, Some(from), to, Some(code), &mut *tx).await?;
     Ok(true)
 }
 
