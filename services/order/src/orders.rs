@@ -295,13 +295,28 @@ impl Orders {
     }
 
     async fn load(&self, row: OrderRow) -> Result<Order, OrderError> {
-        let items = store::items(row.id, &self.pool).await?;
-        let history = store::history(row.id, &self.pool).await?;
-        Ok(Order {
-            row,
-            items,
-            history,
-        })
+        self.load_all(vec![row])
+            .await?
+            .pop()
+            .context("a loaded order vanished")
+            .map_err(OrderError::from)
+    }
+
+    /// The orders with their items and history: two queries however many orders there are.
+    async fn load_all(&self, rows: Vec<OrderRow>) -> Result<Vec<Order>, OrderError> {
+        let ids: Vec<Uuid> = rows.iter().map(|row| row.id).collect();
+        let (mut items, mut history) = tokio::try_join!(
+            store::items_by_order(&ids, &self.pool),
+            store::history_by_order(&ids, &self.pool),
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|row| Order {
+                items: items.remove(&row.id).unwrap_or_default(),
+                history: history.remove(&row.id).unwrap_or_default(),
+                row,
+            })
+            .collect())
     }
 
     /// One of the user's orders (another user's is not found).
@@ -321,11 +336,7 @@ impl Orders {
         limit: i64,
     ) -> Result<Vec<Order>, OrderError> {
         let rows = store::list(user_id, before, limit, &self.pool).await?;
-        let mut orders = Vec::with_capacity(rows.len());
-        for row in rows {
-            orders.push(self.load(row).await?);
-        }
-        Ok(orders)
+        self.load_all(rows).await
     }
 
     /// Cancels a confirmed order: it becomes CANCELLING, and the saga refunds it, returns its

@@ -1,6 +1,7 @@
 //! The service's tables. Each function takes an executor, so the caller decides the
 //! transaction.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -216,18 +217,59 @@ pub async fn items(order_id: Uuid, executor: impl PgExecutor<'_>) -> sqlx::Resul
     .await
 }
 
-/// An order's history, oldest first.
-pub async fn history(
+/// An item with the order it belongs to, to load the items of many orders at once.
+#[derive(FromRow)]
+struct ItemOfOrder {
     order_id: Uuid,
+    #[sqlx(flatten)]
+    item: ItemRow,
+}
+
+/// A history entry with its order, to load the history of many orders at once.
+#[derive(FromRow)]
+struct HistoryOfOrder {
+    order_id: Uuid,
+    #[sqlx(flatten)]
+    entry: HistoryRow,
+}
+
+/// The items of several orders in one query, by order, each order's in line order. An order
+/// without items has no entry.
+pub async fn items_by_order(
+    order_ids: &[Uuid],
     executor: impl PgExecutor<'_>,
-) -> sqlx::Result<Vec<HistoryRow>> {
-    sqlx::query_as(
-        "SELECT from_status, to_status, reason, at FROM order_status_history \
-         WHERE order_id = $1 ORDER BY id",
+) -> sqlx::Result<HashMap<Uuid, Vec<ItemRow>>> {
+    let rows: Vec<ItemOfOrder> = sqlx::query_as(
+        "SELECT order_id, line, sku, name, quantity, unit_price_minor, currency \
+         FROM order_items WHERE order_id = ANY($1) ORDER BY order_id, line",
     )
-    .bind(order_id)
+    .bind(order_ids)
     .fetch_all(executor)
-    .await
+    .await?;
+    let mut by_order: HashMap<Uuid, Vec<ItemRow>> = HashMap::with_capacity(order_ids.len());
+    for row in rows {
+        by_order.entry(row.order_id).or_default().push(row.item);
+    }
+    Ok(by_order)
+}
+
+/// The history of several orders in one query, by order, each oldest first.
+pub async fn history_by_order(
+    order_ids: &[Uuid],
+    executor: impl PgExecutor<'_>,
+) -> sqlx::Result<HashMap<Uuid, Vec<HistoryRow>>> {
+    let rows: Vec<HistoryOfOrder> = sqlx::query_as(
+        "SELECT order_id, from_status, to_status, reason, at FROM order_status_history \
+         WHERE order_id = ANY($1) ORDER BY order_id, id",
+    )
+    .bind(order_ids)
+    .fetch_all(executor)
+    .await?;
+    let mut by_order: HashMap<Uuid, Vec<HistoryRow>> = HashMap::with_capacity(order_ids.len());
+    for row in rows {
+        by_order.entry(row.order_id).or_default().push(row.entry);
+    }
+    Ok(by_order)
 }
 
 /// Claims up to `limit` sagas that are due, leasing them to `owner`.

@@ -202,3 +202,74 @@ async fn users_see_only_their_own_orders() {
         .unwrap();
     problem(anonymous, 401).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_orders_pages_newest_first_each_with_its_own_lines_and_history() {
+    let shop = shop().await;
+    let mug = shop.product(1250, 10).await;
+    let tee = shop.product(2000, 1).await;
+    let ada = shop.customer();
+    let card = shop.card(&ada, GOOD_CARD).await;
+    // One after the other, so that the first takes the only tee and the second finds none.
+    let confirmed = shop.order(&ada, &[(&mug, 1), (&tee, 1)], card).await;
+    shop.finished(&ada, confirmed).await;
+    let cancelled = shop.order(&ada, &[(&tee, 1)], card).await;
+    shop.finished(&ada, cancelled).await;
+    let newest = shop.order(&ada, &[(&mug, 3)], card).await;
+    shop.finished(&ada, newest).await;
+    let list = |query: String| {
+        let request = shop
+            .http
+            .get(format!("{}/api/v1/orders?{query}", shop.orders_url))
+            .bearer_auth(&ada.token);
+        async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response.json::<Value>().await.unwrap()
+        }
+    };
+
+    let first = list("limit=2".to_owned()).await;
+    let next = first["next_before"].as_str().unwrap().to_owned();
+    let second = list(format!("limit=2&before={next}")).await;
+
+    let pages = [&first, &second];
+    let ids: Vec<&str> = pages
+        .iter()
+        .flat_map(|page| page["items"].as_array().unwrap())
+        .map(|order| order["id"].as_str().unwrap())
+        .collect();
+    let expected = [newest, cancelled, confirmed].map(|id| id.to_string());
+    assert_eq!(ids, expected, "newest first, over two pages");
+    assert!(second.get("next_before").is_none(), "{second}");
+    for order in pages
+        .iter()
+        .flat_map(|page| page["items"].as_array().unwrap())
+    {
+        let id: Uuid = order["id"].as_str().unwrap().parse().unwrap();
+        let alone: Value = shop.get_order(&ada, id).await.json().await.unwrap();
+        assert_eq!(order, &alone, "a listed order reads as it does alone");
+    }
+    let both_lines = &second["items"][0];
+    let skus: Vec<&str> = both_lines["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| line["sku"].as_str().unwrap())
+        .collect();
+    assert_eq!(skus, [mug.as_str(), tee.as_str()], "lines in their order");
+    let statuses = |order: &Value| -> Vec<String> {
+        order["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|entry| entry["status"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        statuses(both_lines),
+        ["PENDING", "STOCK_RESERVED", "PAID", "CONFIRMED"]
+    );
+    assert_eq!(first["items"][1]["status"], "CANCELLED");
+    assert_eq!(statuses(&first["items"][1]), ["PENDING", "CANCELLED"]);
+}
