@@ -2,8 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use platform_host::{Client, Customer, Infra, Platform, PlatformConfig, Ports, Service};
@@ -11,30 +9,23 @@ use platform_testkit::{Server, unique_name, url};
 
 pub const ADMIN: (&str, &str) = ("operator@e2e.example", "correct horse battery staple");
 
-/// The directory of the services' and the gateway's binaries, built first if needed: this
-/// crate links none of them, so `cargo nextest run -p platform-host` alone would otherwise
-/// run stale ones (under `--workspace` the build below finds everything fresh at once).
+/// The directory of the services' and the gateway's binaries. This crate links none of them:
+/// `cargo nextest run --workspace` (`make test`) builds them with the tests, beside this
+/// crate's own binary; alone, build them first (`cargo build --bins`).
 fn service_binaries() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let dir = PathBuf::from(env!("CARGO_BIN_EXE_platform"))
-                .parent()
-                .expect("the test binary has a directory")
-                .to_path_buf();
-            let mut build = Command::new(env!("CARGO"));
-            build.args(["build", "--bins", "--quiet"]);
-            for service in Service::all() {
-                build.args(["--package", service.binary()]);
-            }
-            if dir.ends_with("release") {
-                build.arg("--release");
-            }
-            let status = build.status().expect("running cargo build");
-            assert!(status.success(), "building the services' binaries failed");
-            dir
-        })
-        .clone()
+    let dir = PathBuf::from(env!("CARGO_BIN_EXE_platform"))
+        .parent()
+        .expect("the test binary has a directory")
+        .to_path_buf();
+    for service in Service::all() {
+        let binary = dir.join(service.binary());
+        assert!(
+            binary.is_file(),
+            "{} is missing: run the workspace's tests (`make test`) or `cargo build --bins` first",
+            binary.display()
+        );
+    }
+    dir
 }
 
 /// A platform of its own: databases, NATS namespace and Redis keys under a unique prefix.
