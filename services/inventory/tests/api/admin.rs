@@ -66,7 +66,7 @@ async fn writes_need_an_administrator() {
     problem(app.post(None, &path, &restock).await, 401).await;
     problem(app.post(Some(&customer), &path, &restock).await, 403).await;
     let mut forged = app.admin();
-    forged.0.push('x');
+    forged.token.push('x');
     problem(app.post(Some(&forged), &path, &restock).await, 401).await;
 
     assert_eq!(app.get_json("/api/v1/products").await["total"], 1);

@@ -21,7 +21,7 @@ async fn categories(app: &TestApp) -> BTreeSet<String> {
 async fn an_empty_store_gets_the_demo_catalogue_once_even_when_replicas_start_together() {
     let app = spawn_app_with(|config| config.own.catalogue.seed_demo = true).await;
     // Two more replicas on a second, empty database, starting at the same moment.
-    let mut other = crate::helpers::test_config(&app.signer).await;
+    let mut other = crate::helpers::test_config(app.jwks.url()).await;
     other.own.catalogue.seed_demo = true;
     let (first, second) = join(
         Box::pin(inventory_service::build(other.clone())),

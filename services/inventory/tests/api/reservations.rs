@@ -9,6 +9,7 @@ use platform_contracts::{
 };
 use platform_proto::inventory::v1::inventory_service_client::InventoryServiceClient;
 use platform_proto::inventory::v1::{GetProductsRequest, ReservationStatus};
+use platform_testkit::eventually;
 use tonic::Code;
 use uuid::Uuid;
 
@@ -483,20 +484,39 @@ async fn callers_that_give_up_mid_reservation_leave_nothing_half_done_or_locked(
     // Nothing an abandoned call started still holds the product.
     let next = app.reserve(Uuid::now_v7(), &[("KIT-MUG", 1)]).await;
     assert_eq!(next.unwrap().status(), ReservationStatus::Reserved);
-    // The abandoned calls finish on their own (each within its bounded retries); then the
-    // counters match the reservations, none half-made.
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let held = app
-        .db
-        .collection::<bson::Document>("reservations")
-        .count_documents(bson::doc! { "status": "reserved" })
-        .await
-        .unwrap();
-    let stock = app.stock("KIT-MUG").await;
-    assert_eq!(stock.reserved, i64::try_from(held).unwrap());
+    // The abandoned calls finish on their own (each within its bounded retries): wait until
+    // the state agrees with itself instead of for a guessed time. Then the counters match the
+    // reservations, none half-made, each reservation was announced, and every reservation that
+    // went through also invalidated the cached read (well within the cache's 60 s lifetime, so
+    // a missed invalidation cannot pass by expiring).
+    let (held, stock, served) = eventually(
+        Duration::from_secs(10),
+        "the abandoned calls to finish",
+        || async {
+            let held = app
+                .db
+                .collection::<bson::Document>("reservations")
+                .count_documents(bson::doc! { "status": "reserved" })
+                .await
+                .unwrap();
+            let stock = app.stock("KIT-MUG").await;
+            let served = app.get_json("/api/v1/products/KIT-MUG").await;
+            let announced = app
+                .events()
+                .await
+                .iter()
+                .filter(|(kind, _)| kind == "inventory.stock_reserved")
+                .count();
+            let held = i64::try_from(held).unwrap();
+            (stock.reserved == held
+                && served["stock"]["reserved"] == stock.reserved
+                && i64::try_from(announced).unwrap() == held)
+                .then_some((held, stock, served))
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(stock.reserved, held);
     assert_eq!(stock.available + stock.reserved, 100);
-    // Every reservation that went through also invalidated the cached read.
-    let stored = app.stock("KIT-MUG").await;
-    let served = app.get_json("/api/v1/products/KIT-MUG").await;
-    assert_eq!(served["stock"]["reserved"], stored.reserved);
+    assert_eq!(served["stock"]["reserved"], stock.reserved);
 }
