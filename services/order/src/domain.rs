@@ -9,8 +9,7 @@ use utoipa::ToSchema;
 
 use crate::config::OrderLimits;
 
-/// Where an order stands in its checkout saga. Stored in `orders.status` (a text column with
-/// a check) and returned in the API under the same upper-case names.
+/// Where an order stands in its checkout saga.
 ///
 /// ```text
 /// PENDING --reserve--> STOCK_RESERVED --charge--> PAID --commit--> CONFIRMED
@@ -20,6 +19,8 @@ use crate::config::OrderLimits;
 /// CANCELLED <------------ CANCELLING (refund, release the stock) <-----+
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, sqlx::Type, Serialize, Deserialize, ToSchema)]
+// `orders.status` is text with a check, and the API has always said these same names: one
+// spelling for both, so rows decode straight into the enum and the JSON stays as it was.
 #[sqlx(type_name = "text", rename_all = "SCREAMING_SNAKE_CASE")]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum OrderStatus {

@@ -114,11 +114,12 @@ impl Brand {
     }
 }
 
-/// Where a charge stands. Stored in `payments.status` (a text column with a check) and
-/// returned in the API under the same lower-case names.
+/// Where a charge stands.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, sqlx::Type, Serialize, Deserialize, utoipa::ToSchema,
 )]
+// `payments.status` is text with a check, and the API has always said these same names: one
+// spelling for both, so rows decode straight into the enum and the JSON stays as it was.
 #[sqlx(type_name = "text", rename_all = "lowercase")]
 #[serde(rename_all = "lowercase")]
 pub enum PaymentStatus {
