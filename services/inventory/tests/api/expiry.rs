@@ -186,7 +186,12 @@ async fn replica_stock(app: &TestApp) -> Stock {
     )
     .unwrap();
     let outbox = MongoOutbox::new(store.database(), app.namespace.clone());
-    Stock::new(store, cache, Arc::new(outbox), config.own.reservations.ttl())
+    Stock::new(
+        store,
+        cache,
+        Arc::new(outbox),
+        config.own.reservations.ttl(),
+    )
 }
 
 #[tokio::test]

@@ -54,7 +54,8 @@ pub async fn spawn_with(customise: impl FnOnce(&mut Settings)) -> TestPlatform {
     let mut stops = Vec::new();
 
     let user_db = fresh_pg_database().await.unwrap();
-    let mut users = user_service::Settings::new(user_service::Config::with_database(user_db.url.clone()));
+    let mut users =
+        user_service::Settings::new(user_service::Config::with_database(user_db.url.clone()));
     "127.0.0.1".clone_into(&mut users.common.http.host);
     users.common.http.port = Some(0);
     "127.0.0.1".clone_into(&mut users.common.grpc.host);
@@ -63,9 +64,7 @@ pub async fn spawn_with(customise: impl FnOnce(&mut Settings)) -> TestPlatform {
     users.common.nats.subject_prefix = Some(prefix.clone());
     users.own.tokens.signing_key_pem = Some(Secret::new(TokenSigner::generate_pkcs8_pem()));
     users.common.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
-    let user_service = user_service::build(users.clone())
-        .await
-        .unwrap();
+    let user_service = user_service::build(users.clone()).await.unwrap();
     let users_address = format!("http://{}", user_service.http_addr());
     let users_grpc = format!("http://{}", user_service.grpc_addr().unwrap());
     let (stop, stopped) = oneshot::channel::<()>();
@@ -82,8 +81,16 @@ pub async fn spawn_with(customise: impl FnOnce(&mut Settings)) -> TestPlatform {
     config.common.nats.url.clone_from(&nats_url);
     config.common.nats.subject_prefix = Some(prefix.clone());
     config.common.jwt.jwks_url = format!("{users_address}/.well-known/jwks.json");
-    config.common.jwt.issuer.clone_from(&users.own.tokens.issuer);
-    config.common.jwt.audience.clone_from(&users.own.tokens.audience);
+    config
+        .common
+        .jwt
+        .issuer
+        .clone_from(&users.own.tokens.issuer);
+    config
+        .common
+        .jwt
+        .audience
+        .clone_from(&users.own.tokens.audience);
     config.common.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
     config.own.user.url = Some(users_grpc);
     config.own.smtp.url = Secret::new(url(Server::Smtp).await.unwrap());
@@ -91,9 +98,7 @@ pub async fn spawn_with(customise: impl FnOnce(&mut Settings)) -> TestPlatform {
     config.own.delivery.retry_base_ms = 100;
     config.own.delivery.poll_interval_ms = 50;
     customise(&mut config);
-    let notifications = notification_service::build(config)
-        .await
-        .unwrap();
+    let notifications = notification_service::build(config).await.unwrap();
     let notifications_address = format!("http://{}", notifications.http_addr());
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(notifications.run_until_stopped(async {

@@ -108,9 +108,8 @@ pub async fn shop_with(options: Options) -> Shop {
     let jwt = |jwt: &mut platform_config::JwtSettings| jwt.jwks_url.clone_from(&jwks_url);
 
     let mongo_url = url(Server::Mongo).await.unwrap();
-    let mut inventory = inventory_service::Settings::new(inventory_service::Config::with_mongo(
-        mongo_url.clone(),
-    ));
+    let mut inventory =
+        inventory_service::Settings::new(inventory_service::Config::with_mongo(mongo_url.clone()));
     inventory.own.mongo = MongoSettings {
         url: Secret::new(mongo_url),
         database: Some(unique_name("inventory")),
@@ -129,9 +128,7 @@ pub async fn shop_with(options: Options) -> Shop {
     inventory.own.reservations.sweep_interval_secs = options.reservation_sweep_secs;
     inventory.own.catalogue.seed_demo = false;
     let inventory_db_name = inventory.own.mongo.database.clone().unwrap();
-    let inventory_app = inventory_service::build(inventory)
-        .await
-        .unwrap();
+    let inventory_app = inventory_service::build(inventory).await.unwrap();
     let inventory_url = format!("http://{}", inventory_app.http_addr());
     let inventory_grpc = format!("http://{}", inventory_app.grpc_addr().unwrap());
     tokio::spawn(inventory_app.run_until_stopped(stopper(&mut stops)));
@@ -155,9 +152,8 @@ pub async fn shop_with(options: Options) -> Shop {
     tokio::spawn(payment_app.run_until_stopped(stopper(&mut stops)));
 
     let order_db = fresh_pg_database().await.unwrap();
-    let mut order = order_service::Settings::new(order_service::Config::with_database(
-        order_db.url.clone(),
-    ));
+    let mut order =
+        order_service::Settings::new(order_service::Config::with_database(order_db.url.clone()));
     "127.0.0.1".clone_into(&mut order.common.http.host);
     order.common.http.port = Some(0);
     order.common.nats.url.clone_from(&nats_url);

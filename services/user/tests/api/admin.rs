@@ -60,7 +60,10 @@ async fn the_create_admin_command_creates_an_administrator() {
     let email = format!("{}@example.com", unique_name("ops"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_user-service"))
         .args(["create-admin", "--email", &email])
-        .env("USER_SERVICE__DATABASE__URL", config.own.database.url.expose())
+        .env(
+            "USER_SERVICE__DATABASE__URL",
+            config.own.database.url.expose(),
+        )
         .env("USER_SERVICE__NATS__URL", &config.common.nats.url)
         .env("RUST_LOG", "warn")
         .stdin(Stdio::piped())
