@@ -22,7 +22,7 @@ use crate::saga::reason_code;
 use crate::store::{self, HistoryRow, ItemRow, OrderRow};
 
 /// The `source` of the events this service emits.
-pub const SOURCE: &str = "order-service";
+pub const SOURCE: &str = crate::SERVICE_NAME;
 
 /// An order with its lines and history.
 #[derive(Clone, Debug)]
