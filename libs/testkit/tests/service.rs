@@ -367,4 +367,7 @@ async fn a_consumer_is_drained_once_it_has_acknowledged_everything() {
     events::drained(&producer.jetstream, &producer.stream(), "reader")
         .await
         .unwrap();
+    events::all_drained(&producer.jetstream, &producer.namespace)
+        .await
+        .unwrap();
 }

@@ -31,7 +31,8 @@ use async_nats::jetstream::consumer::pull;
 use async_nats::jetstream::context::GetStreamErrorKind;
 use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::{self, ErrorCode};
-use platform_events::{OutboxStore, RawEnvelope};
+use futures::TryStreamExt as _;
+use platform_events::{Namespace, OutboxStore, RawEnvelope};
 
 use crate::{eventually, stream_messages};
 
@@ -169,4 +170,27 @@ pub async fn drained(
         },
     )
     .await
+}
+
+/// Waits until every durable consumer on every stream of `namespace` is [`drained`]: every
+/// service of the test has handled everything published so far. Consumers created after the
+/// call are not waited for.
+pub async fn all_drained(
+    jetstream: &jetstream::Context,
+    namespace: &Namespace,
+) -> anyhow::Result<()> {
+    let prefix = namespace.stream("");
+    let streams: Vec<String> = jetstream.stream_names().try_collect().await?;
+    for stream in streams.iter().filter(|name| name.starts_with(&prefix)) {
+        let consumers: Vec<String> = jetstream
+            .get_stream(stream)
+            .await?
+            .consumer_names()
+            .try_collect()
+            .await?;
+        for consumer in consumers {
+            drained(jetstream, stream, &consumer).await?;
+        }
+    }
+    Ok(())
 }
