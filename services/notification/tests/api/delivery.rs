@@ -5,7 +5,7 @@ use std::time::Duration;
 use platform_config::Secret;
 use platform_testkit::{Server, TcpProxy, eventually, url};
 
-use crate::helpers::{mail_to, spawn_with};
+use crate::helpers::spawn_app_with;
 
 #[tokio::test]
 async fn mail_waits_while_smtp_is_down_and_goes_out_once_it_is_back() {
@@ -13,7 +13,7 @@ async fn mail_waits_while_smtp_is_down_and_goes_out_once_it_is_back() {
     let proxy = TcpProxy::start(&smtp).await.unwrap();
     proxy.cut();
     let through_proxy = proxy.url_for(&smtp);
-    let platform = spawn_with(|config| config.own.smtp.url = Secret::new(through_proxy)).await;
+    let platform = spawn_app_with(|config| config.own.smtp.url = Secret::new(through_proxy)).await;
 
     let ada = platform.register("Ada").await;
     let failures = eventually(Duration::from_secs(20), "failed attempts", || async {
@@ -31,7 +31,7 @@ async fn mail_waits_while_smtp_is_down_and_goes_out_once_it_is_back() {
     assert!(platform::mail_is_empty(&ada.email).await);
 
     proxy.restore();
-    let mail = mail_to(&ada.email, 1).await;
+    let mail = platform.mail_to(&ada.email, 1).await;
     assert!(mail[0].subject.starts_with("Welcome"));
     let attempts = platform.attempts_to(&ada.email).await;
     let (last, outcome) = attempts.last().unwrap();
@@ -45,7 +45,7 @@ async fn mail_waits_while_smtp_is_down_and_goes_out_once_it_is_back() {
 
 #[tokio::test]
 async fn a_permanently_refused_address_is_recorded_and_dead_lettered() {
-    let platform = spawn_with(|_| {}).await;
+    let platform = spawn_app_with(|_| {}).await;
     let email = format!("{}@bounce.invalid", platform_testkit::unique_name("gone"));
 
     platform.register_with_email(&email, "Gone").await;

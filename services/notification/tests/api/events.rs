@@ -8,7 +8,7 @@ use platform_events::Envelope;
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{mail_to, spawn};
+use crate::helpers::spawn_app;
 
 fn lines() -> Vec<OrderLine> {
     vec![
@@ -31,10 +31,10 @@ fn lines() -> Vec<OrderLine> {
 
 #[tokio::test]
 async fn a_registration_sends_a_welcome() {
-    let platform = spawn().await;
+    let platform = spawn_app().await;
     let ada = platform.register("Ada").await;
 
-    let mail = mail_to(&ada.email, 1).await;
+    let mail = platform.mail_to(&ada.email, 1).await;
 
     assert_eq!(mail[0].subject, "Welcome to the shop, Ada");
     assert!(
@@ -48,9 +48,9 @@ async fn a_registration_sends_a_welcome() {
 
 #[tokio::test]
 async fn a_confirmed_order_lists_its_items_and_total_as_money() {
-    let platform = spawn().await;
+    let platform = spawn_app().await;
     let ada = platform.register("Ada").await;
-    mail_to(&ada.email, 1).await;
+    platform.mail_to(&ada.email, 1).await;
     let order_id: Uuid = "01936b2e-7c41-7d3a-9f10-2b3c4d5e6f70".parse().unwrap();
 
     platform
@@ -67,7 +67,7 @@ async fn a_confirmed_order_lists_its_items_and_total_as_money() {
         ))
         .await;
 
-    let mail = mail_to(&ada.email, 2).await;
+    let mail = platform.mail_to(&ada.email, 2).await;
     let confirmed = &mail[1];
     assert_eq!(
         confirmed.subject,
@@ -91,9 +91,9 @@ async fn a_confirmed_order_lists_its_items_and_total_as_money() {
 
 #[tokio::test]
 async fn a_cancelled_order_says_why_in_words_and_what_was_refunded() {
-    let platform = spawn().await;
+    let platform = spawn_app().await;
     let ada = platform.register("Ada").await;
-    mail_to(&ada.email, 1).await;
+    platform.mail_to(&ada.email, 1).await;
     let order_id = Uuid::now_v7();
 
     platform
@@ -112,7 +112,7 @@ async fn a_cancelled_order_says_why_in_words_and_what_was_refunded() {
         ))
         .await;
 
-    let mail = mail_to(&ada.email, 2).await;
+    let mail = platform.mail_to(&ada.email, 2).await;
     assert!(
         mail[1].subject.ends_with("was cancelled"),
         "{}",
@@ -130,9 +130,9 @@ async fn a_cancelled_order_says_why_in_words_and_what_was_refunded() {
 
 #[tokio::test]
 async fn a_failed_payment_names_the_amount_and_the_reason() {
-    let platform = spawn().await;
+    let platform = spawn_app().await;
     let ada = platform.register("Ada").await;
-    mail_to(&ada.email, 1).await;
+    platform.mail_to(&ada.email, 1).await;
     let order_id = Uuid::now_v7();
 
     platform
@@ -150,14 +150,14 @@ async fn a_failed_payment_names_the_amount_and_the_reason() {
         ))
         .await;
 
-    let mail = mail_to(&ada.email, 2).await;
+    let mail = platform.mail_to(&ada.email, 2).await;
     assert_eq!(mail[1].subject, "Your payment of €44.99 did not go through");
     assert!(mail[1].text.contains("the card has insufficient funds."));
 }
 
 #[tokio::test]
 async fn low_stock_alerts_go_to_the_operators_address() {
-    let platform = spawn().await;
+    let platform = spawn_app().await;
     let alert = Envelope::new(
         "inventory-service",
         &"product-1",
@@ -172,7 +172,7 @@ async fn low_stock_alerts_go_to_the_operators_address() {
 
     platform.publish(&alert).await;
 
-    let mail = mail_to(&platform.admin_email, 1).await;
+    let mail = platform.mail_to(&platform.admin_email, 1).await;
     assert_eq!(
         mail[0].subject,
         "Low stock: Enamel mug (MUG-001) has 2 left"
@@ -186,9 +186,9 @@ async fn low_stock_alerts_go_to_the_operators_address() {
 
 #[tokio::test]
 async fn an_event_delivered_twice_sends_one_message() {
-    let platform = spawn().await;
+    let platform = spawn_app().await;
     let ada = platform.register("Ada").await;
-    mail_to(&ada.email, 1).await;
+    platform.mail_to(&ada.email, 1).await;
     let order_id = Uuid::now_v7();
     let confirmed = Envelope::new(
         "order-service",
@@ -212,7 +212,7 @@ async fn an_event_delivered_twice_sends_one_message() {
         )
         .await;
 
-    mail_to(&ada.email, 2).await;
+    platform.mail_to(&ada.email, 2).await;
     let recorded: i64 =
         sqlx::query_scalar("SELECT count(*) FROM notifications WHERE event_id = $1")
             .bind(confirmed.id)
@@ -224,9 +224,9 @@ async fn an_event_delivered_twice_sends_one_message() {
 
 #[tokio::test]
 async fn a_malformed_event_is_dead_lettered_and_the_events_behind_it_are_sent() {
-    let platform = spawn().await;
+    let platform = spawn_app().await;
     let ada = platform.register("Ada").await;
-    mail_to(&ada.email, 1).await;
+    platform.mail_to(&ada.email, 1).await;
 
     platform
         .publish_bytes(
@@ -250,7 +250,7 @@ async fn a_malformed_event_is_dead_lettered_and_the_events_behind_it_are_sent() 
         ))
         .await;
 
-    mail_to(&ada.email, 2).await;
+    platform.mail_to(&ada.email, 2).await;
     let letters = platform.dead_letters().await;
     assert_eq!(letters.len(), 1);
     assert_eq!(
@@ -264,11 +264,11 @@ async fn a_malformed_event_is_dead_lettered_and_the_events_behind_it_are_sent() 
 
 #[tokio::test]
 async fn users_list_their_own_notifications() {
-    let platform = spawn().await;
+    let platform = spawn_app().await;
     let ada = platform.register("Ada").await;
     let grace = platform.register("Grace").await;
-    mail_to(&ada.email, 1).await;
-    mail_to(&grace.email, 1).await;
+    platform.mail_to(&ada.email, 1).await;
+    platform.mail_to(&grace.email, 1).await;
 
     let page: Value = platform
         .http

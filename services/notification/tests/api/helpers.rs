@@ -6,26 +6,24 @@ use std::time::Duration;
 use async_nats::jetstream::{self, message::PublishMessage};
 use notification_service::{Config, Settings};
 use platform_auth::TokenSigner;
-use platform_config::Secret;
+use platform_config::{JwtSettings, Secret};
+use platform_events::outbox::postgres::PgOutbox;
 use platform_events::{Envelope, Event, Namespace};
 use platform_testkit::mail::{CapturedMail, wait_for_mail};
+use platform_testkit::service::{Identity, PASSWORD, events, http_client, localise};
 use platform_testkit::{
-    Server, TestDatabase, fresh_pg_database, stream_messages, unique_name, url,
+    Server, TestDatabase, eventually, fresh_pg_database, stream_messages, unique_name, url,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
-use uuid::Uuid;
 
-/// The shared secret of service credentials in tests.
-pub const SERVICE_SECRET: &str = "test-service-secret-at-least-32-bytes-long";
-/// A password the user service accepts.
-pub const PASSWORD: &str = "correct horse battery staple";
-
-pub struct TestPlatform {
+pub struct TestApp {
     pub users_address: String,
     pub notifications_address: String,
     pub db: TestDatabase,
+    /// The user service's database, where its outbox is.
+    pub users_db: TestDatabase,
     pub namespace: Namespace,
     pub jetstream: jetstream::Context,
     pub admin_email: String,
@@ -33,7 +31,7 @@ pub struct TestPlatform {
     stops: Vec<oneshot::Sender<()>>,
 }
 
-impl Drop for TestPlatform {
+impl Drop for TestApp {
     fn drop(&mut self) {
         for stop in self.stops.drain(..) {
             let _ = stop.send(());
@@ -41,29 +39,24 @@ impl Drop for TestPlatform {
     }
 }
 
-pub async fn spawn() -> TestPlatform {
-    spawn_with(|_| {}).await
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
 }
 
 /// Both services, the notification service's configuration adjusted by `customise`.
-pub async fn spawn_with(customise: impl FnOnce(&mut Settings)) -> TestPlatform {
+pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     platform_telemetry::init_for_tests();
     platform_http::install_crypto_provider();
-    let nats_url = url(Server::Nats).await.unwrap();
-    let prefix = unique_name("t");
     let mut stops = Vec::new();
 
     let user_db = fresh_pg_database().await.unwrap();
     let mut users =
         user_service::Settings::new(user_service::Config::with_database(user_db.url.clone()));
-    "127.0.0.1".clone_into(&mut users.common.http.host);
-    users.common.http.port = Some(0);
-    "127.0.0.1".clone_into(&mut users.common.grpc.host);
-    users.common.grpc.port = Some(0);
-    users.common.nats.url.clone_from(&nats_url);
-    users.common.nats.subject_prefix = Some(prefix.clone());
+    // It verifies its own tokens with the keys it preloads: the JWKS URL keeps its default.
+    localise(&mut users.common, &JwtSettings::default().jwks_url)
+        .await
+        .unwrap();
     users.own.tokens.signing_key_pem = Some(Secret::new(TokenSigner::generate_pkcs8_pem()));
-    users.common.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
     let user_service = user_service::build(users.clone()).await.unwrap();
     let users_address = format!("http://{}", user_service.http_addr());
     let users_grpc = format!("http://{}", user_service.grpc_addr().unwrap());
@@ -76,11 +69,14 @@ pub async fn spawn_with(customise: impl FnOnce(&mut Settings)) -> TestPlatform {
     let db = fresh_pg_database().await.unwrap();
     let admin_email = format!("{}@example.com", unique_name("ops"));
     let mut config = Settings::new(Config::with_database(db.url.clone()));
-    "127.0.0.1".clone_into(&mut config.common.http.host);
-    config.common.http.port = Some(0);
-    config.common.nats.url.clone_from(&nats_url);
-    config.common.nats.subject_prefix = Some(prefix.clone());
-    config.common.jwt.jwks_url = format!("{users_address}/.well-known/jwks.json");
+    localise(
+        &mut config.common,
+        &format!("{users_address}/.well-known/jwks.json"),
+    )
+    .await
+    .unwrap();
+    // One bus for both services.
+    config.common.nats = users.common.nats.clone();
     config
         .common
         .jwt
@@ -91,7 +87,6 @@ pub async fn spawn_with(customise: impl FnOnce(&mut Settings)) -> TestPlatform {
         .jwt
         .audience
         .clone_from(&users.own.tokens.audience);
-    config.common.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
     config.own.user.url = Some(users_grpc);
     config.own.smtp.url = Secret::new(url(Server::Smtp).await.unwrap());
     config.own.delivery.admin_email.clone_from(&admin_email);
@@ -106,29 +101,23 @@ pub async fn spawn_with(customise: impl FnOnce(&mut Settings)) -> TestPlatform {
     }));
     stops.push(stop);
 
-    let nats = async_nats::connect(&nats_url).await.unwrap();
-    TestPlatform {
+    let nats = async_nats::connect(&users.common.nats.url).await.unwrap();
+    TestApp {
         users_address,
         notifications_address,
         db,
-        namespace: Namespace::prefixed(&prefix).unwrap(),
+        users_db: user_db,
+        namespace: Namespace::from_prefix(users.common.nats.subject_prefix.as_deref()).unwrap(),
         jetstream: jetstream::new(nats),
         admin_email,
-        http: reqwest::Client::new(),
+        http: http_client(),
         stops,
     }
 }
 
-/// A registered user.
-pub struct User {
-    pub id: Uuid,
-    pub email: String,
-    pub token: String,
-}
-
-impl TestPlatform {
+impl TestApp {
     /// Registers a user with the user service (which emits `users.registered`) and logs in.
-    pub async fn register(&self, display_name: &str) -> User {
+    pub async fn register(&self, display_name: &str) -> Identity {
         self.register_with_email(
             &format!("{}@example.com", unique_name("user")),
             display_name,
@@ -136,7 +125,7 @@ impl TestPlatform {
         .await
     }
 
-    pub async fn register_with_email(&self, email: &str, display_name: &str) -> User {
+    pub async fn register_with_email(&self, email: &str, display_name: &str) -> Identity {
         let response = self
             .http
             .post(format!("{}/api/v1/auth/register", self.users_address))
@@ -156,7 +145,7 @@ impl TestPlatform {
             .json()
             .await
             .unwrap();
-        User {
+        Identity {
             id: user["id"].as_str().unwrap().parse().unwrap(),
             email: email.to_owned(),
             token: tokens["access_token"].as_str().unwrap().to_owned(),
@@ -206,6 +195,47 @@ impl TestPlatform {
             .unwrap()
     }
 
+    /// Waits for `count` messages to `address`, then until nothing more can be sent (see
+    /// [`TestApp::settled`]), and asserts there are exactly `count`.
+    pub async fn mail_to(&self, address: &str, count: usize) -> Vec<CapturedMail> {
+        wait_for_mail(address, count, Duration::from_secs(20))
+            .await
+            .unwrap();
+        self.settled().await;
+        let mail = platform_testkit::mail::messages_to(address).await.unwrap();
+        assert_eq!(mail.len(), count, "messages to {address}: {mail:#?}");
+        mail
+    }
+
+    /// Waits until nothing more will be sent: the user service has published every event it
+    /// wrote, every consumer of this test's streams has handled everything published to it
+    /// (so each event has its notification rows), and no notification waits for delivery.
+    pub async fn settled(&self) {
+        let outbox = PgOutbox::new(self.users_db.pool.clone(), self.namespace.clone());
+        let users = self.namespace.domain_stream("users");
+        events::settled(&outbox, &self.jetstream, &users)
+            .await
+            .unwrap();
+        events::all_drained(&self.jetstream, &self.namespace)
+            .await
+            .unwrap();
+        eventually(
+            Duration::from_secs(20),
+            "every notification sent or given up",
+            || async {
+                let pending: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM notifications WHERE status = 'pending'",
+                )
+                .fetch_one(&self.db.pool)
+                .await
+                .unwrap();
+                (pending == 0).then_some(())
+            },
+        )
+        .await
+        .unwrap();
+    }
+
     /// Delivery attempts of the notifications to `recipient`, oldest first.
     pub async fn attempts_to(&self, recipient: &str) -> Vec<(i32, String)> {
         sqlx::query_as(
@@ -218,15 +248,4 @@ impl TestPlatform {
         .await
         .unwrap()
     }
-}
-
-/// Waits for exactly `count` messages to `address` (and makes sure no more follow).
-pub async fn mail_to(address: &str, count: usize) -> Vec<CapturedMail> {
-    wait_for_mail(address, count, Duration::from_secs(20))
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    let mail = platform_testkit::mail::messages_to(address).await.unwrap();
-    assert_eq!(mail.len(), count, "messages to {address}: {mail:#?}");
-    mail
 }
