@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::helpers::{
-    DECLINED_CARD, FLAKY_CARD, GOOD_CARD, Options, SLOW_CARD, problem, shop, shop_with,
+    DECLINED, FAILS_ONCE, Options, SLOW, SUCCEEDS, problem, spawn_app, spawn_app_with,
 };
 
 fn statuses(order: &Value) -> Vec<&str> {
@@ -18,7 +18,7 @@ fn statuses(order: &Value) -> Vec<&str> {
         .collect()
 }
 
-async fn events(shop: &crate::helpers::Shop, order: uuid::Uuid) -> Vec<String> {
+async fn events(shop: &crate::helpers::TestApp, order: uuid::Uuid) -> Vec<String> {
     sqlx::query_scalar(
         "SELECT payload->>'type' FROM event_outbox WHERE payload->>'subject' = $1 ORDER BY id",
     )
@@ -30,10 +30,10 @@ async fn events(shop: &crate::helpers::Shop, order: uuid::Uuid) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_is_reserved_paid_committed_and_confirmed() {
-    let shop = shop().await;
+    let shop = spawn_app().await;
     let sku = shop.product(1250, 10).await;
     let ada = shop.customer();
-    let card = shop.card(&ada, GOOD_CARD).await;
+    let card = shop.card(&ada, SUCCEEDS).await;
 
     let id = shop.order(&ada, &[(&sku, 2)], card).await;
     let order = shop.finished(&ada, id).await;
@@ -59,10 +59,10 @@ async fn an_order_is_reserved_paid_committed_and_confirmed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_beyond_the_stock_is_cancelled_without_a_charge() {
-    let shop = shop().await;
+    let shop = spawn_app().await;
     let sku = shop.product(1250, 1).await;
     let ada = shop.customer();
-    let card = shop.card(&ada, GOOD_CARD).await;
+    let card = shop.card(&ada, SUCCEEDS).await;
 
     let id = shop.order(&ada, &[(&sku, 2)], card).await;
     let order = shop.finished(&ada, id).await;
@@ -79,10 +79,10 @@ async fn an_order_beyond_the_stock_is_cancelled_without_a_charge() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_declined_card_cancels_the_order_and_releases_its_stock() {
-    let shop = shop().await;
+    let shop = spawn_app().await;
     let sku = shop.product(1250, 5).await;
     let ada = shop.customer();
-    let card = shop.card(&ada, DECLINED_CARD).await;
+    let card = shop.card(&ada, DECLINED).await;
 
     let id = shop.order(&ada, &[(&sku, 3)], card).await;
     let order = shop.finished(&ada, id).await;
@@ -106,7 +106,7 @@ async fn a_declined_card_cancels_the_order_and_releases_its_stock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_payment_slower_than_the_deadline_is_compensated_and_no_capture_is_kept() {
-    let shop = shop_with(Options {
+    let shop = spawn_app_with(Options {
         payment_timeout_ms: 500,
         slow_card_delay_ms: 1500,
         ..Options::default()
@@ -114,7 +114,7 @@ async fn a_payment_slower_than_the_deadline_is_compensated_and_no_capture_is_kep
     .await;
     let sku = shop.product(1000, 5).await;
     let ada = shop.customer();
-    let card = shop.card(&ada, SLOW_CARD).await;
+    let card = shop.card(&ada, SLOW).await;
 
     let id = shop.order(&ada, &[(&sku, 1)], card).await;
     let order = shop.finished(&ada, id).await;
@@ -132,10 +132,10 @@ async fn a_payment_slower_than_the_deadline_is_compensated_and_no_capture_is_kep
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transient_payment_failure_is_retried_and_the_order_confirmed() {
-    let shop = shop().await;
+    let shop = spawn_app().await;
     let sku = shop.product(999, 5).await;
     let ada = shop.customer();
-    let card = shop.card(&ada, FLAKY_CARD).await;
+    let card = shop.card(&ada, FAILS_ONCE).await;
 
     let id = shop.order(&ada, &[(&sku, 1)], card).await;
     let order = shop.finished(&ada, id).await;
@@ -146,10 +146,10 @@ async fn a_transient_payment_failure_is_retried_and_the_order_confirmed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelling_a_confirmed_order_refunds_it_and_returns_its_stock() {
-    let shop = shop().await;
+    let shop = spawn_app().await;
     let sku = shop.product(1250, 10).await;
     let ada = shop.customer();
-    let card = shop.card(&ada, GOOD_CARD).await;
+    let card = shop.card(&ada, SUCCEEDS).await;
     let id = shop.order(&ada, &[(&sku, 4)], card).await;
     assert_eq!(shop.finished(&ada, id).await["status"], "CONFIRMED");
 
@@ -194,7 +194,7 @@ async fn cancelling_a_confirmed_order_refunds_it_and_returns_its_stock() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reservation_that_expires_before_its_commit_is_refunded_and_cancelled() {
-    let shop = shop_with(Options {
+    let shop = spawn_app_with(Options {
         saga: false,
         reservation_ttl_secs: 1,
         reservation_sweep_secs: 1,
@@ -203,7 +203,7 @@ async fn a_reservation_that_expires_before_its_commit_is_refunded_and_cancelled(
     .await;
     let sku = shop.product(1500, 3).await;
     let ada = shop.customer();
-    let card = shop.card(&ada, GOOD_CARD).await;
+    let card = shop.card(&ada, SUCCEEDS).await;
     let id = shop.order(&ada, &[(&sku, 2)], card).await;
     let worker = shop.worker.as_ref().unwrap();
 

@@ -2,24 +2,18 @@
 
 use std::time::Duration;
 
-use axum::routing::get;
 use bson::{Document, doc};
-use platform_auth::{Claims, Role, TokenSigner};
 use platform_config::{MongoSettings, Secret};
+pub use platform_testkit::service::cards::{DECLINED, FAILS_ONCE, SLOW, SUCCEEDS};
+use platform_testkit::service::{
+    Identities, Identity, JwksStandIn, assert_problem, http_client, localise,
+};
 use platform_testkit::{Server, eventually, fresh_pg_database, unique_name, url};
-use reqwest::Response;
+use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::sync::oneshot;
 use uuid::Uuid;
-
-pub const SERVICE_SECRET: &str = "test-service-secret-at-least-32-bytes-long";
-
-/// Test cards of the payment service's test provider.
-pub const GOOD_CARD: &str = "4242 4242 4242 4242";
-pub const DECLINED_CARD: &str = "4000 0000 0000 0002";
-pub const SLOW_CARD: &str = "4000 0000 0000 3220";
-pub const FLAKY_CARD: &str = "4000 0000 0000 0119";
 
 /// How the shop is started.
 pub struct Options {
@@ -45,43 +39,32 @@ impl Default for Options {
     }
 }
 
-pub struct Shop {
+pub struct TestApp {
     pub orders_url: String,
     pub inventory_url: String,
     pub payments_url: String,
     pub order_pool: PgPool,
     pub payment_pool: PgPool,
     pub inventory_db: mongodb::Database,
-    pub signer: TokenSigner,
-    pub admin: String,
+    /// Mints users' access tokens, as the user service would.
+    pub identities: Identities,
+    /// An administrator, who stocks the shelves.
+    pub admin: Identity,
     pub http: reqwest::Client,
     pub order_config: order_service::Settings,
     /// A worker to step the saga by hand, when the service runs without its own.
     pub worker: Option<order_service::saga::SagaWorker>,
+    /// Serves the user service's key set for as long as the shop runs.
+    _jwks: JwksStandIn,
     stops: Vec<oneshot::Sender<()>>,
 }
 
-impl Drop for Shop {
+impl Drop for TestApp {
     fn drop(&mut self) {
         for stop in self.stops.drain(..) {
             let _ = stop.send(());
         }
     }
-}
-
-async fn jwks_stand_in(signer: &TokenSigner) -> String {
-    let keys = signer.jwk_set();
-    let app = axum::Router::new().route(
-        "/.well-known/jwks.json",
-        get(move || {
-            let keys = keys.clone();
-            async move { axum::Json(keys) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{address}/.well-known/jwks.json")
 }
 
 fn stopper(stops: &mut Vec<oneshot::Sender<()>>) -> impl Future<Output = ()> + Send + 'static {
@@ -92,20 +75,18 @@ fn stopper(stops: &mut Vec<oneshot::Sender<()>>) -> impl Future<Output = ()> + S
     }
 }
 
-pub async fn shop() -> Shop {
-    shop_with(Options::default()).await
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
 }
 
+/// Inventory, payment and order services on one bus, started as `options` says.
 #[allow(clippy::too_many_lines)]
-pub async fn shop_with(options: Options) -> Shop {
+pub async fn spawn_app_with(options: Options) -> TestApp {
     platform_telemetry::init_for_tests();
     platform_http::install_crypto_provider();
-    let signer = TokenSigner::generate("user-service-1");
-    let jwks_url = jwks_stand_in(&signer).await;
-    let nats_url = url(Server::Nats).await.unwrap();
-    let prefix = unique_name("t");
+    let identities = Identities::new();
+    let jwks = identities.serve_jwks().await;
     let mut stops = Vec::new();
-    let jwt = |jwt: &mut platform_config::JwtSettings| jwt.jwks_url.clone_from(&jwks_url);
 
     let mongo_url = url(Server::Mongo).await.unwrap();
     let mut inventory =
@@ -114,16 +95,11 @@ pub async fn shop_with(options: Options) -> Shop {
         url: Secret::new(mongo_url),
         database: Some(unique_name("inventory")),
     };
-    "127.0.0.1".clone_into(&mut inventory.common.http.host);
-    inventory.common.http.port = Some(0);
-    "127.0.0.1".clone_into(&mut inventory.common.grpc.host);
-    inventory.common.grpc.port = Some(0);
+    localise(&mut inventory.common, jwks.url()).await.unwrap();
+    // One bus for the three services.
+    let bus = inventory.common.nats.clone();
     inventory.own.redis.url = Secret::new(url(Server::Redis).await.unwrap());
     inventory.own.cache.key_prefix = unique_name("cache");
-    inventory.common.nats.url.clone_from(&nats_url);
-    inventory.common.nats.subject_prefix = Some(prefix.clone());
-    jwt(&mut inventory.common.jwt);
-    inventory.common.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
     inventory.own.reservations.ttl_secs = options.reservation_ttl_secs;
     inventory.own.reservations.sweep_interval_secs = options.reservation_sweep_secs;
     inventory.own.catalogue.seed_demo = false;
@@ -137,14 +113,8 @@ pub async fn shop_with(options: Options) -> Shop {
     let mut payment = payment_service::Settings::new(payment_service::Config::with_database(
         payment_db.url.clone(),
     ));
-    "127.0.0.1".clone_into(&mut payment.common.http.host);
-    payment.common.http.port = Some(0);
-    "127.0.0.1".clone_into(&mut payment.common.grpc.host);
-    payment.common.grpc.port = Some(0);
-    payment.common.nats.url.clone_from(&nats_url);
-    payment.common.nats.subject_prefix = Some(prefix.clone());
-    jwt(&mut payment.common.jwt);
-    payment.common.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
+    localise(&mut payment.common, jwks.url()).await.unwrap();
+    payment.common.nats = bus.clone();
     payment.own.provider.slow_card_delay_ms = options.slow_card_delay_ms;
     let payment_app = payment_service::build(payment).await.unwrap();
     let payments_url = format!("http://{}", payment_app.http_addr());
@@ -154,12 +124,8 @@ pub async fn shop_with(options: Options) -> Shop {
     let order_db = fresh_pg_database().await.unwrap();
     let mut order =
         order_service::Settings::new(order_service::Config::with_database(order_db.url.clone()));
-    "127.0.0.1".clone_into(&mut order.common.http.host);
-    order.common.http.port = Some(0);
-    order.common.nats.url.clone_from(&nats_url);
-    order.common.nats.subject_prefix = Some(prefix.clone());
-    jwt(&mut order.common.jwt);
-    order.common.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
+    localise(&mut order.common, jwks.url()).await.unwrap();
+    order.common.nats = bus;
     order.own.inventory.url = Some(inventory_grpc);
     order.own.payment.url = Some(payments_grpc);
     order.own.payment.timeout_ms = Some(options.payment_timeout_ms);
@@ -175,52 +141,28 @@ pub async fn shop_with(options: Options) -> Shop {
     tokio::spawn(order_app.run_until_stopped(stopper(&mut stops)));
 
     let mongo = platform_testkit::mongo_client().await.unwrap();
-    let admin = signer
-        .sign(&Claims::new(
-            Uuid::now_v7(),
-            "admin@example.com",
-            vec![Role::Customer, Role::Admin],
-            "platform-user-service",
-            "platform-api",
-            Duration::from_secs(3600),
-        ))
-        .unwrap();
-    Shop {
+    let admin = identities.admin();
+    TestApp {
         orders_url,
         inventory_url,
         payments_url,
         order_pool: order_db.pool.clone(),
         payment_pool: payment_db.pool.clone(),
         inventory_db: mongo.database(&inventory_db_name),
-        signer,
+        identities,
         admin,
-        http: reqwest::Client::new(),
+        http: http_client(),
         order_config: order,
         worker,
+        _jwks: jwks,
         stops,
     }
 }
 
-/// A customer's access token.
-pub struct Customer {
-    pub token: String,
-}
-
-impl Shop {
-    pub fn customer(&self) -> Customer {
-        let id = Uuid::now_v7();
-        let token = self
-            .signer
-            .sign(&Claims::new(
-                id,
-                format!("{id}@example.com"),
-                vec![Role::Customer],
-                "platform-user-service",
-                "platform-api",
-                Duration::from_secs(3600),
-            ))
-            .unwrap();
-        Customer { token }
+impl TestApp {
+    /// A new customer, with a token.
+    pub fn customer(&self) -> Identity {
+        self.identities.customer()
     }
 
     /// Creates a product with `stock` units at `price` EUR cents; returns its SKU.
@@ -230,7 +172,7 @@ impl Shop {
         let response = self
             .http
             .post(format!("{}/api/v1/products", self.inventory_url))
-            .bearer_auth(&self.admin)
+            .bearer_auth(&self.admin.token)
             .json(&json!({
                 "sku": sku,
                 "name": format!("Product {sku}"),
@@ -247,7 +189,7 @@ impl Shop {
     }
 
     /// Adds a card for the customer; returns the payment method id.
-    pub async fn card(&self, customer: &Customer, number: &str) -> Uuid {
+    pub async fn card(&self, customer: &Identity, number: &str) -> Uuid {
         let response = self
             .http
             .post(format!("{}/api/v1/payment-methods", self.payments_url))
@@ -261,7 +203,7 @@ impl Shop {
         body["id"].as_str().unwrap().parse().unwrap()
     }
 
-    pub async fn place(&self, customer: &Customer, key: &str, body: &Value) -> Response {
+    pub async fn place(&self, customer: &Identity, key: &str, body: &Value) -> Response {
         self.http
             .post(format!("{}/api/v1/orders", self.orders_url))
             .bearer_auth(&customer.token)
@@ -273,7 +215,7 @@ impl Shop {
     }
 
     /// Places an order (a fresh key) and returns its id.
-    pub async fn order(&self, customer: &Customer, items: &[(&str, i64)], method: Uuid) -> Uuid {
+    pub async fn order(&self, customer: &Identity, items: &[(&str, i64)], method: Uuid) -> Uuid {
         let response = self
             .place(
                 customer,
@@ -286,7 +228,7 @@ impl Shop {
         body["id"].as_str().unwrap().parse().unwrap()
     }
 
-    pub async fn get_order(&self, customer: &Customer, id: Uuid) -> Response {
+    pub async fn get_order(&self, customer: &Identity, id: Uuid) -> Response {
         self.http
             .get(format!("{}/api/v1/orders/{id}", self.orders_url))
             .bearer_auth(&customer.token)
@@ -296,7 +238,7 @@ impl Shop {
     }
 
     /// Waits until the order is CONFIRMED or CANCELLED; returns it.
-    pub async fn finished(&self, customer: &Customer, id: Uuid) -> Value {
+    pub async fn finished(&self, customer: &Identity, id: Uuid) -> Value {
         eventually(Duration::from_secs(30), "the order to finish", || async {
             let order: Value = self.get_order(customer, id).await.json().await.ok()?;
             matches!(order["status"].as_str(), Some("CONFIRMED" | "CANCELLED")).then_some(order)
@@ -378,14 +320,8 @@ pub fn order_body(items: &[(&str, i64)], method: Uuid) -> Value {
     })
 }
 
-/// Asserts a problem+json answer with this status, and returns its body.
+/// Asserts a problem+json answer with this status (see [`assert_problem`]), and returns its
+/// body.
 pub async fn problem(response: Response, status: u16) -> Value {
-    assert_eq!(response.status(), status);
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], status);
-    body
+    assert_problem(response, StatusCode::from_u16(status).unwrap(), "").await
 }

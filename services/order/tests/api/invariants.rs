@@ -3,26 +3,27 @@
 use std::collections::HashMap;
 
 use futures::future::join_all;
+use platform_testkit::service::Identity;
 use uuid::Uuid;
 
-use crate::helpers::{Customer, DECLINED_CARD, FLAKY_CARD, GOOD_CARD, Shop, order_body, shop};
+use crate::helpers::{DECLINED, FAILS_ONCE, SUCCEEDS, TestApp, order_body, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_and_money_are_conserved_and_every_order_finishes() {
-    let shop = shop().await;
+    let shop = spawn_app().await;
     // Enough stock for most orders, too little of `b` for all of them.
     let initial = [("a", 20_i64, 1200_i64), ("b", 12, 2500), ("c", 40, 799)];
     let mut skus = HashMap::new();
     for (name, stock, price) in initial {
         skus.insert(name, (shop.product(price, stock).await, stock));
     }
-    let buyers: Vec<(Customer, Uuid)> = join_all(
-        [GOOD_CARD, GOOD_CARD, DECLINED_CARD, FLAKY_CARD].map(|card| async {
+    let buyers: Vec<(Identity, Uuid)> = join_all([SUCCEEDS, SUCCEEDS, DECLINED, FAILS_ONCE].map(
+        |card| async {
             let customer = shop.customer();
             let method = shop.card(&customer, card).await;
             (customer, method)
-        }),
-    )
+        },
+    ))
     .await;
 
     // 24 orders at once: some fit the stock, some do not (`b`: 18 asked, 12 in stock), some
@@ -109,7 +110,7 @@ async fn stock_and_money_are_conserved_and_every_order_finishes() {
 
 /// `initial = available + reserved + sold`, nothing left reserved, and what was sold is what
 /// the confirmed orders hold.
-async fn assert_stock_conserved(shop: &Shop, sku: &str, initial: i64) {
+async fn assert_stock_conserved(shop: &TestApp, sku: &str, initial: i64) {
     let (available, reserved, sold) = shop.stock(sku).await;
     assert_eq!(reserved, 0, "{sku}: nothing stays reserved");
     assert_eq!(

@@ -3,14 +3,14 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{GOOD_CARD, order_body, problem, shop};
+use crate::helpers::{SUCCEEDS, order_body, problem, spawn_app};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn placing_an_order_answers_201_with_the_order_and_where_to_follow_it() {
-    let shop = shop().await;
+    let shop = spawn_app().await;
     let sku = shop.product(1250, 10).await;
     let ada = shop.customer();
-    let card = shop.card(&ada, GOOD_CARD).await;
+    let card = shop.card(&ada, SUCCEEDS).await;
 
     let response = shop
         .place(&ada, "key-1", &order_body(&[(&sku, 2)], card))
@@ -31,10 +31,10 @@ async fn placing_an_order_answers_201_with_the_order_and_where_to_follow_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_key_and_body_return_the_same_order_and_another_body_is_refused() {
-    let shop = shop().await;
+    let shop = spawn_app().await;
     let sku = shop.product(1250, 10).await;
     let ada = shop.customer();
-    let card = shop.card(&ada, GOOD_CARD).await;
+    let card = shop.card(&ada, SUCCEEDS).await;
     let body = order_body(&[(&sku, 2)], card);
 
     let first: Value = shop.place(&ada, "key-1", &body).await.json().await.unwrap();
@@ -61,7 +61,7 @@ async fn the_same_key_and_body_return_the_same_order_and_another_body_is_refused
     assert_eq!(orders, 1);
     // Another user may use the same key for their own order.
     let grace = shop.customer();
-    let graces_card = shop.card(&grace, GOOD_CARD).await;
+    let graces_card = shop.card(&grace, SUCCEEDS).await;
     let theirs = shop
         .place(&grace, "key-1", &order_body(&[(&sku, 1)], graces_card))
         .await;
@@ -70,7 +70,7 @@ async fn the_same_key_and_body_return_the_same_order_and_another_body_is_refused
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_needs_an_idempotency_key() {
-    let shop = shop().await;
+    let shop = spawn_app().await;
     let ada = shop.customer();
     let response = shop
         .http
@@ -86,12 +86,12 @@ async fn an_order_needs_an_idempotency_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_lines_unknown_products_and_foreign_cards_are_422() {
-    let shop = shop().await;
+    let shop = spawn_app().await;
     let sku = shop.product(1250, 10).await;
     let ada = shop.customer();
     let grace = shop.customer();
-    let card = shop.card(&ada, GOOD_CARD).await;
-    let graces_card = shop.card(&grace, GOOD_CARD).await;
+    let card = shop.card(&ada, SUCCEEDS).await;
+    let graces_card = shop.card(&grace, SUCCEEDS).await;
     let key = || Uuid::now_v7().to_string();
 
     let empty = problem(
@@ -147,11 +147,11 @@ async fn invalid_lines_unknown_products_and_foreign_cards_are_422() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_see_only_their_own_orders() {
-    let shop = shop().await;
+    let shop = spawn_app().await;
     let sku = shop.product(1250, 10).await;
     let ada = shop.customer();
     let grace = shop.customer();
-    let card = shop.card(&ada, GOOD_CARD).await;
+    let card = shop.card(&ada, SUCCEEDS).await;
     let id = shop.order(&ada, &[(&sku, 1)], card).await;
 
     problem(shop.get_order(&grace, id).await, 404).await;
@@ -205,11 +205,11 @@ async fn users_see_only_their_own_orders() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listing_orders_pages_newest_first_each_with_its_own_lines_and_history() {
-    let shop = shop().await;
+    let shop = spawn_app().await;
     let mug = shop.product(1250, 10).await;
     let tee = shop.product(2000, 1).await;
     let ada = shop.customer();
-    let card = shop.card(&ada, GOOD_CARD).await;
+    let card = shop.card(&ada, SUCCEEDS).await;
     // One after the other, so that the first takes the only tee and the second finds none.
     let confirmed = shop.order(&ada, &[(&mug, 1), (&tee, 1)], card).await;
     shop.finished(&ada, confirmed).await;

@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::helpers::{GOOD_CARD, Options, Shop, shop_with};
+use crate::helpers::{Options, SUCCEEDS, TestApp, spawn_app_with};
 
 /// A second order service on the same database, with its own saga worker.
-async fn fresh_instance(shop: &Shop) -> oneshot::Sender<()> {
+async fn fresh_instance(shop: &TestApp) -> oneshot::Sender<()> {
     let mut settings = shop.order_config.clone();
     settings.own.saga.enabled = true;
     let app = order_service::build(settings).await.unwrap();
@@ -22,14 +22,14 @@ async fn fresh_instance(shop: &Shop) -> oneshot::Sender<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saga_stopped_between_steps_is_resumed_by_a_fresh_worker_exactly_once() {
-    let shop = shop_with(Options {
+    let shop = spawn_app_with(Options {
         saga: false,
         ..Options::default()
     })
     .await;
     let sku = shop.product(2000, 5).await;
     let ada = shop.customer();
-    let card = shop.card(&ada, GOOD_CARD).await;
+    let card = shop.card(&ada, SUCCEEDS).await;
     let id = shop.order(&ada, &[(&sku, 2)], card).await;
     let first = shop.worker.as_ref().unwrap();
 
@@ -57,7 +57,7 @@ async fn a_saga_stopped_between_steps_is_resumed_by_a_fresh_worker_exactly_once(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saga_held_by_a_worker_that_died_is_taken_over_when_its_lease_lapses() {
-    let shop = shop_with(Options {
+    let shop = spawn_app_with(Options {
         saga: false,
         lease_secs: 2,
         ..Options::default()
@@ -65,7 +65,7 @@ async fn a_saga_held_by_a_worker_that_died_is_taken_over_when_its_lease_lapses()
     .await;
     let sku = shop.product(2000, 5).await;
     let ada = shop.customer();
-    let card = shop.card(&ada, GOOD_CARD).await;
+    let card = shop.card(&ada, SUCCEEDS).await;
     let id = shop.order(&ada, &[(&sku, 1)], card).await;
 
     // A worker claims the order and dies before doing anything with it.
