@@ -4,32 +4,31 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
-use axum::routing::get;
 use bson::doc;
 use inventory_service::store::{ProductDoc, ReservationDoc, StockDoc};
 use inventory_service::{Config, Settings};
-use platform_auth::{
-    Claims, Role, ServiceCredentials, ServiceSecret, ServiceTokenInterceptor, TokenSigner,
-};
+use platform_auth::{ServiceCredentials, ServiceSecret, ServiceTokenInterceptor};
 use platform_config::{MongoSettings, Secret};
+use platform_events::outbox::mongo::MongoOutbox;
 use platform_events::{Namespace, RawEnvelope};
 use platform_proto::inventory::v1::inventory_service_client::InventoryServiceClient;
 use platform_proto::inventory::v1::{
     CommitRequest, CommitResponse, ReleaseRequest, ReleaseResponse, ReservationItem,
     ReserveRequest, ReserveResponse,
 };
+pub use platform_testkit::service::SERVICE_SECRET;
+use platform_testkit::service::{
+    Identities, Identity, JwksStandIn, assert_problem, events, http_client, localise,
+};
 use platform_testkit::{
     Server, TcpProxy, eventually, fresh_mongo_database, stream_messages, unique_name, url,
 };
-use reqwest::Response;
+use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tonic::codegen::InterceptedService;
 use tonic::transport::Channel;
 use uuid::Uuid;
-
-/// The shared secret of service credentials in tests.
-pub const SERVICE_SECRET: &str = "test-service-secret-at-least-32-bytes-long";
 
 pub type Client = InventoryServiceClient<InterceptedService<Channel, ServiceTokenInterceptor>>;
 
@@ -56,32 +55,18 @@ pub struct TestApp {
     pub config: Settings,
     pub namespace: Namespace,
     pub jetstream: jetstream::Context,
-    /// Signs users' access tokens, as the user service would.
-    pub signer: TokenSigner,
+    /// Mints users' access tokens, as the user service would.
+    pub identities: Identities,
+    /// The user service's key set, as the service fetches it.
+    pub jwks: JwksStandIn,
     /// In front of Redis, when the test asked for one (to cut Redis off).
     pub redis_proxy: Option<TcpProxy>,
     _instance: Instance,
 }
 
-/// Serves `signer`'s keys the way the user service does.
-async fn jwks_stand_in(signer: &TokenSigner) -> String {
-    let keys = signer.jwk_set();
-    let app = axum::Router::new().route(
-        "/.well-known/jwks.json",
-        get(move || {
-            let keys = keys.clone();
-            async move { axum::Json(keys) }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    format!("http://{address}/.well-known/jwks.json")
-}
-
 /// The configuration the tests run the service with, before customising: its own database,
-/// cache keys and NATS namespace; no demo catalogue.
-pub async fn test_config(signer: &TokenSigner) -> Settings {
+/// cache keys and NATS namespace, users' keys from `jwks_url`; no demo catalogue.
+pub async fn test_config(jwks_url: &str) -> Settings {
     platform_telemetry::init_for_tests();
     platform_http::install_crypto_provider();
     let db = fresh_mongo_database().await.unwrap();
@@ -90,16 +75,9 @@ pub async fn test_config(signer: &TokenSigner) -> Settings {
         database: Some(db.name().to_owned()),
         ..config.own.mongo
     };
-    "127.0.0.1".clone_into(&mut config.common.http.host);
-    config.common.http.port = Some(0);
-    "127.0.0.1".clone_into(&mut config.common.grpc.host);
-    config.common.grpc.port = Some(0);
+    localise(&mut config.common, jwks_url).await.unwrap();
     config.own.redis.url = Secret::new(url(Server::Redis).await.unwrap());
     config.own.cache.key_prefix = unique_name("inventory");
-    config.common.nats.url = url(Server::Nats).await.unwrap();
-    config.common.nats.subject_prefix = Some(unique_name("t"));
-    config.common.jwt.jwks_url = jwks_stand_in(signer).await;
-    config.common.service_auth.secret = Some(Secret::new(SERVICE_SECRET));
     config.own.catalogue.seed_demo = false;
     config
 }
@@ -125,24 +103,31 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
-    let signer = TokenSigner::generate("user-service-1");
-    let mut config = test_config(&signer).await;
+    let identities = Identities::new();
+    let jwks = identities.serve_jwks().await;
+    let mut config = test_config(jwks.url()).await;
     customise(&mut config);
-    spawn(config, signer, None).await
+    spawn(config, identities, jwks, None).await
 }
 
 /// An instance whose Redis connection goes through a proxy the test can cut.
 pub async fn spawn_app_behind_a_redis_proxy() -> TestApp {
-    let signer = TokenSigner::generate("user-service-1");
-    let mut config = test_config(&signer).await;
+    let identities = Identities::new();
+    let jwks = identities.serve_jwks().await;
+    let mut config = test_config(jwks.url()).await;
     let proxy = TcpProxy::start(config.own.redis.url.expose())
         .await
         .unwrap();
     config.own.redis.url = Secret::new(proxy.url_for(config.own.redis.url.expose()));
-    spawn(config, signer, Some(proxy)).await
+    spawn(config, identities, jwks, Some(proxy)).await
 }
 
-async fn spawn(config: Settings, signer: TokenSigner, redis_proxy: Option<TcpProxy>) -> TestApp {
+async fn spawn(
+    config: Settings,
+    identities: Identities,
+    jwks: JwksStandIn,
+    redis_proxy: Option<TcpProxy>,
+) -> TestApp {
     let instance = start(config.clone()).await;
     let client = mongodb::Client::with_uri_str(config.own.mongo.url.expose())
         .await
@@ -154,46 +139,31 @@ async fn spawn(config: Settings, signer: TokenSigner, redis_proxy: Option<TcpPro
     TestApp {
         address: instance.address.clone(),
         grpc_address: instance.grpc_address.clone(),
-        http: reqwest::Client::new(),
+        http: http_client(),
         db,
         config,
         namespace,
         jetstream: jetstream::new(nats),
-        signer,
+        identities,
+        jwks,
         redis_proxy,
         _instance: instance,
     }
 }
-
-/// A user's access token.
-pub struct Token(pub String);
 
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.address)
     }
 
-    fn token(&self, roles: Vec<Role>) -> Token {
-        let id = Uuid::now_v7();
-        let claims = Claims::new(
-            id,
-            format!("{id}@example.com"),
-            roles,
-            self.config.common.jwt.issuer.clone(),
-            self.config.common.jwt.audience.clone(),
-            Duration::from_secs(600),
-        );
-        Token(self.signer.sign(&claims).unwrap())
+    /// A new customer, with a token.
+    pub fn customer(&self) -> Identity {
+        self.identities.customer()
     }
 
-    /// A customer's token.
-    pub fn customer(&self) -> Token {
-        self.token(vec![Role::Customer])
-    }
-
-    /// An administrator's token.
-    pub fn admin(&self) -> Token {
-        self.token(vec![Role::Customer, Role::Admin])
+    /// A new administrator, with a token.
+    pub fn admin(&self) -> Identity {
+        self.identities.admin()
     }
 
     /// An anonymous GET.
@@ -218,18 +188,18 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
-    pub async fn post(&self, token: Option<&Token>, path: &str, body: &Value) -> Response {
+    pub async fn post(&self, token: Option<&Identity>, path: &str, body: &Value) -> Response {
         let mut request = self.http.post(self.url(path)).json(body);
         if let Some(token) = token {
-            request = request.bearer_auth(&token.0);
+            request = request.bearer_auth(&token.token);
         }
         request.send().await.unwrap()
     }
 
-    pub async fn patch(&self, token: Option<&Token>, path: &str, body: &Value) -> Response {
+    pub async fn patch(&self, token: Option<&Identity>, path: &str, body: &Value) -> Response {
         let mut request = self.http.patch(self.url(path)).json(body);
         if let Some(token) = token {
-            request = request.bearer_auth(&token.0);
+            request = request.bearer_auth(&token.token);
         }
         request.send().await.unwrap()
     }
@@ -330,15 +300,25 @@ impl TestApp {
             .collect()
     }
 
-    /// Waits until `count` inventory events are stored, then checks no more arrive.
+    /// Waits until `count` inventory events are stored and the outbox has nothing left to
+    /// publish, then asserts that the stream holds exactly `count`.
     pub async fn exactly_events(&self, count: usize) -> Vec<(String, RawEnvelope)> {
         eventually(Duration::from_secs(20), "inventory events", || async {
             (self.events().await.len() >= count).then_some(())
         })
         .await
         .unwrap();
-        tokio::time::sleep(Duration::from_millis(1500)).await;
-        let events = self.events().await;
+        let outbox = MongoOutbox::new(&self.db, self.namespace.clone());
+        let stream = self.namespace.domain_stream("inventory");
+        let events: Vec<(String, RawEnvelope)> = events::settled(&outbox, &self.jetstream, &stream)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|message| {
+                let envelope = RawEnvelope::from_slice(&message.payload).unwrap();
+                (envelope.event_type.clone(), envelope)
+            })
+            .collect();
         assert_eq!(
             events.len(),
             count,
@@ -390,16 +370,10 @@ pub fn product(sku: &str, name: &str, price_minor: i64, stock: i64, threshold: i
     })
 }
 
-/// Asserts a problem+json answer with this status, and returns its body.
+/// Asserts a problem+json answer with this status (see [`assert_problem`]), and returns its
+/// body.
 pub async fn problem(response: Response, status: u16) -> Value {
-    assert_eq!(response.status(), status, "{:?}", response.url().path());
-    assert_eq!(
-        response.headers()["content-type"],
-        "application/problem+json"
-    );
-    let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], status);
-    body
+    assert_problem(response, StatusCode::from_u16(status).unwrap(), "").await
 }
 
 /// The names of a page of products, in order.
