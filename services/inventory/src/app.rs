@@ -23,14 +23,8 @@ use crate::store::Store;
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let config = settings.own;
     let mut kit = Kit::start(crate::SERVICE_NAME, &settings.common).await?;
-    for (key, value) in [
-        ("RESERVATIONS__TTL_SECS", config.reservations.ttl_secs),
-        (
-            "RESERVATIONS__SWEEP_INTERVAL_SECS",
-            config.reservations.sweep_interval_secs,
-        ),
-    ] {
-        anyhow::ensure!(value > 0, "{} must be at least 1", kit.variable(key));
+    if let Err(key) = config.reservations.check() {
+        anyhow::bail!("{} must be at least 1", kit.variable(key));
     }
     let store = Store::new(kit.mongo(&config.mongo).await?);
     store

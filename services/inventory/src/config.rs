@@ -89,6 +89,17 @@ impl Default for ReservationSettings {
 }
 
 impl ReservationSettings {
+    /// `Err(key)` naming the first setting that is zero (neither may be).
+    pub fn check(&self) -> Result<(), &'static str> {
+        if self.ttl_secs == 0 {
+            return Err("RESERVATIONS__TTL_SECS");
+        }
+        if self.sweep_interval_secs == 0 {
+            return Err("RESERVATIONS__SWEEP_INTERVAL_SECS");
+        }
+        Ok(())
+    }
+
     /// How long a reservation holds its stock.
     pub fn ttl(&self) -> Duration {
         Duration::from_secs(self.ttl_secs)

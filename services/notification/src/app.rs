@@ -18,22 +18,6 @@ use crate::users::UserDirectory;
 /// The service's schema.
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// Which events are read from which domain's stream, by which durable consumer.
-const SUBSCRIPTIONS: [(&str, &str, &[&str]); 4] = [
-    ("notification-users", "users", &["users.registered"]),
-    (
-        "notification-orders",
-        "orders",
-        &["orders.confirmed", "orders.cancelled"],
-    ),
-    ("notification-payments", "payments", &["payments.failed"]),
-    (
-        "notification-inventory",
-        "inventory",
-        &["inventory.low_stock"],
-    ),
-];
-
 /// Connects to the database (and runs its migrations) and to NATS, compiles the templates,
 /// and binds the HTTP listener; running, it consumes events and delivers notifications.
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
@@ -54,7 +38,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     )?);
     let admin = config.delivery.admin_email.clone();
     let intake = Arc::new(Intake::new(templates, users, admin, channel.name()));
-    for (name, domain, types) in SUBSCRIPTIONS {
+    for (name, domain, types) in crate::intake::SUBSCRIPTIONS {
         kit.consume(
             name,
             domain,

@@ -19,13 +19,17 @@ use crate::store::{self, NewNotification};
 use crate::templates::Templates;
 use crate::users::{LookupError, Recipient, UserDirectory};
 
-/// The event types this service turns into messages.
-pub const HANDLED: [&str; 5] = [
-    UserRegistered::TYPE,
-    OrderConfirmed::TYPE,
-    OrderCancelled::TYPE,
-    PaymentFailed::TYPE,
-    LowStock::TYPE,
+/// The events this service turns into notifications: which types are read from which
+/// domain's stream, by which durable consumer (one per stream, all handled by [`Intake`]).
+pub const SUBSCRIPTIONS: [(&str, &str, &[&str]); 4] = [
+    ("notification-users", "users", &[UserRegistered::TYPE]),
+    (
+        "notification-orders",
+        "orders",
+        &[OrderConfirmed::TYPE, OrderCancelled::TYPE],
+    ),
+    ("notification-payments", "payments", &[PaymentFailed::TYPE]),
+    ("notification-inventory", "inventory", &[LowStock::TYPE]),
 ];
 
 /// Renders and records a notification for each event.
@@ -231,6 +235,13 @@ fn payment_failure_in_words(reason: PaymentFailureReason, message: &str) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_subscriptions_read_exactly_the_domains_the_registry_says_this_service_consumes() {
+        let entry = platform_kit::registry::service(crate::SERVICE_NAME);
+        let domains: Vec<&str> = SUBSCRIPTIONS.iter().map(|(_, domain, _)| *domain).collect();
+        assert_eq!(domains, entry.consumes);
+    }
 
     #[test]
     fn the_order_reference_is_the_random_end_of_the_id() {

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
+use platform_auth::TokenSigner;
 use platform_config::{DatabaseSettings, Secret};
 use serde::Deserialize;
 
@@ -66,6 +68,24 @@ impl Default for TokenSettings {
 }
 
 impl TokenSettings {
+    /// The configured signing key; without one, a key generated now, with a loud warning
+    /// naming `variable` (fit only for a single development instance).
+    pub fn signer(&self, variable: &str) -> anyhow::Result<TokenSigner> {
+        let kid = self.signing_key_id.clone();
+        match &self.signing_key_pem {
+            Some(pem) => TokenSigner::from_pkcs8_pem(kid, pem.expose())
+                .with_context(|| format!("{variable} is not an Ed25519 PKCS#8 PEM key")),
+            None => {
+                tracing::warn!(
+                    "DEVELOPMENT ONLY: no signing key configured ({variable}); using a key \
+                     generated at start-up. Tokens will not survive a restart and other replicas \
+                     cannot verify them. Configure a key in any shared or production environment."
+                );
+                Ok(TokenSigner::generate(kid))
+            }
+        }
+    }
+
     /// Access token lifetime.
     pub fn access_ttl(&self) -> Duration {
         Duration::from_secs(self.access_ttl_secs)

@@ -5,6 +5,7 @@
 //! [`platform_kit::Application::run_until_stopped`] serves until shutdown.
 
 pub mod accounts;
+mod admin;
 mod app;
 pub mod config;
 pub mod domain;
@@ -14,7 +15,8 @@ mod password;
 mod store;
 mod tokens;
 
-pub use app::{build, create_admin};
+pub use admin::create_admin;
+pub use app::build;
 pub use config::{Config, Settings};
 
 /// The service's name: its entry in `services.toml` (variables, ports, store), the `source` of
