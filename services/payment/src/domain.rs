@@ -215,6 +215,18 @@ impl fmt::Debug for Cvc {
     }
 }
 
+/// A card to add as a payment method: a valid number, an expiry not in the past and a
+/// security code of the card's brand.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewCard {
+    /// The number.
+    pub number: CardNumber,
+    /// The expiry.
+    pub expiry: Expiry,
+    /// The security code.
+    pub cvc: Cvc,
+}
+
 pub use platform_contracts::Money;
 
 /// An amount to charge or refund, checked; errors name `amount.minor` and `amount.currency`.

@@ -26,29 +26,6 @@ impl PaymentGrpc {
     }
 }
 
-impl From<PaymentError> for Status {
-    fn from(error: PaymentError) -> Self {
-        match error {
-            PaymentError::Invalid(fields) => Status::invalid_argument(
-                fields
-                    .iter()
-                    .map(|field| format!("{} {}", field.field, field.message))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-            PaymentError::NotFound(what) => Status::not_found(what),
-            PaymentError::InProgress => Status::aborted(error.to_string()),
-            PaymentError::KeyReused(what) => Status::already_exists(what),
-            PaymentError::Precondition(what) => Status::failed_precondition(what),
-            PaymentError::ProviderUnavailable(what) => Status::unavailable(what),
-            PaymentError::Unexpected(error) => {
-                tracing::error!(error = format!("{error:#}"), "gRPC call failed");
-                Status::internal("an unexpected error occurred")
-            }
-        }
-    }
-}
-
 fn uuid(field: &str, raw: &str) -> Result<Uuid, Status> {
     Uuid::parse_str(raw)
         .map_err(|_| Status::invalid_argument(format!("{field} `{raw}` is not a UUID")))

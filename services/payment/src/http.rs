@@ -7,12 +7,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use chrono::{DateTime, Utc};
 use platform_auth::{AuthenticatedUser, JwksVerifier};
-use platform_http::{ApiError, Json, PageQuery, Path, Problem, Query, paginate};
+use platform_http::{ApiError, FieldError, Json, PageQuery, Path, Problem, Query, paginate};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::domain::PaymentStatus;
+use crate::domain::{CardNumber, Cvc, Expiry, NewCard, PaymentStatus};
 use crate::payments::{PaymentMethod, Payments};
 use crate::store::PaymentRow;
 
@@ -87,6 +87,36 @@ pub struct AddPaymentMethodRequest {
     pub exp_year: i64,
     /// 3 digits (4 for American Express).
     pub cvc: String,
+}
+
+/// Parses the card at the edge; every invalid field is reported, each named. The expiry is
+/// judged against today's date.
+impl TryFrom<AddPaymentMethodRequest> for NewCard {
+    type Error = Vec<FieldError>;
+
+    fn try_from(request: AddPaymentMethodRequest) -> Result<Self, Self::Error> {
+        let mut errors = Vec::new();
+        let number = CardNumber::parse(&request.card_number)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let expiry = Expiry::parse(request.exp_month, request.exp_year, Utc::now().date_naive())
+            .map_err(|e| errors.extend(e))
+            .ok();
+        // The code's length depends on the brand: it cannot be judged without a number.
+        let cvc = number.as_ref().and_then(|number| {
+            Cvc::parse(&request.cvc, number.brand())
+                .map_err(|e| errors.push(e))
+                .ok()
+        });
+        match (number, expiry, cvc) {
+            (Some(number), Some(expiry), Some(cvc)) => Ok(Self {
+                number,
+                expiry,
+                cvc,
+            }),
+            _ => Err(errors),
+        }
+    }
 }
 
 /// A stored card.
@@ -221,17 +251,10 @@ pub struct PaymentList {
 async fn add_method(
     State(payments): State<Payments>,
     user: AuthenticatedUser,
-    Json(card): Json<AddPaymentMethodRequest>,
+    Json(request): Json<AddPaymentMethodRequest>,
 ) -> Result<Response, ApiError> {
-    let method = payments
-        .add_method(
-            user.user_id,
-            &card.card_number,
-            card.exp_month,
-            card.exp_year,
-            &card.cvc,
-        )
-        .await?;
+    let card = NewCard::try_from(request).map_err(ApiError::Validation)?;
+    let method = payments.add_method(user.user_id, &card).await?;
     let location = format!("/api/v1/payment-methods/{}", method.id);
     Ok((
         StatusCode::CREATED,

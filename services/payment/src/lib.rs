@@ -7,6 +7,7 @@
 mod app;
 pub mod config;
 pub mod domain;
+pub mod error;
 mod grpc;
 pub mod http;
 pub mod payments;

@@ -10,12 +10,13 @@ use platform_contracts::{
     self as contracts, PaymentCaptured, PaymentFailed, PaymentFailureReason, PaymentRefunded,
 };
 use platform_events::{Envelope, Namespace};
-use platform_http::{ApiError, FieldError};
+use platform_http::FieldError;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::{CardNumber, Cvc, Expiry, Money, PaymentStatus};
-use crate::provider::{CardDetails, ChargeOutcome, DeclineReason, PaymentProvider, ProviderError};
+use crate::domain::{Money, NewCard, PaymentStatus};
+pub use crate::error::PaymentError;
+use crate::provider::{CardDetails, ChargeOutcome, DeclineReason, PaymentProvider};
 use crate::store::{self, PaymentMethodRow, PaymentRow, RefundRow};
 
 /// The `source` of the events this service emits.
@@ -23,63 +24,6 @@ pub const SOURCE: &str = crate::SERVICE_NAME;
 
 /// How long a worker may talk to the provider about a charge before another may take over.
 const CHARGE_LEASE: Duration = Duration::from_secs(60);
-
-/// What can go wrong, in the service's words; [`ApiError`] and `tonic::Status` translate it.
-#[derive(Debug, thiserror::Error)]
-pub enum PaymentError {
-    /// Some fields are invalid.
-    #[error("invalid input")]
-    Invalid(Vec<FieldError>),
-    /// No such thing, or not the caller's.
-    #[error("{0}")]
-    NotFound(String),
-    /// A charge for this order is being processed right now; retry shortly.
-    #[error("a charge for this order is already in progress; retry shortly")]
-    InProgress,
-    /// The idempotency key was used before with other details.
-    #[error("{0}")]
-    KeyReused(String),
-    /// The request conflicts with the payment's state (refund of a failed charge, too much).
-    #[error("{0}")]
-    Precondition(String),
-    /// The provider could not be reached; the same request may be retried.
-    #[error("{0}")]
-    ProviderUnavailable(String),
-    /// A failure that is not the caller's doing.
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-
-impl From<sqlx::Error> for PaymentError {
-    fn from(error: sqlx::Error) -> Self {
-        Self::Unexpected(error.into())
-    }
-}
-
-impl From<ProviderError> for PaymentError {
-    fn from(error: ProviderError) -> Self {
-        match error {
-            ProviderError::Unavailable(_) => Self::ProviderUnavailable(error.to_string()),
-            ProviderError::Rejected(_) => Self::Precondition(error.to_string()),
-            ProviderError::Unexpected(error) => Self::Unexpected(error),
-        }
-    }
-}
-
-impl From<PaymentError> for ApiError {
-    fn from(error: PaymentError) -> Self {
-        match error {
-            PaymentError::Invalid(fields) => Self::Validation(fields),
-            PaymentError::NotFound(what) => Self::NotFound(what),
-            PaymentError::KeyReused(what) | PaymentError::Precondition(what) => {
-                Self::Conflict(what)
-            }
-            PaymentError::InProgress => Self::Conflict(error.to_string()),
-            PaymentError::ProviderUnavailable(what) => Self::ServiceUnavailable(what),
-            PaymentError::Unexpected(error) => Self::Internal(error),
-        }
-    }
-}
 
 /// A stored card, as the user sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,45 +85,28 @@ impl Payments {
         }
     }
 
-    /// Validates a card, hands it to the provider and stores only what the provider returns.
+    /// Hands a parsed card to the provider and stores only what the provider returns.
     #[tracing::instrument(skip_all, fields(user_id = %user_id))]
     pub async fn add_method(
         &self,
         user_id: Uuid,
-        card_number: &str,
-        exp_month: i64,
-        exp_year: i64,
-        cvc: &str,
+        card: &NewCard,
     ) -> Result<PaymentMethod, PaymentError> {
-        let mut errors = Vec::new();
-        let number = CardNumber::parse(card_number)
-            .map_err(|e| errors.push(e))
-            .ok();
-        let expiry = Expiry::parse(exp_month, exp_year, Utc::now().date_naive())
-            .map_err(|e| errors.extend(e))
-            .ok();
-        let cvc = number.as_ref().and_then(|number| {
-            Cvc::parse(cvc, number.brand())
-                .map_err(|e| errors.push(e))
-                .ok()
-        });
-        let (Some(number), Some(expiry), Some(cvc)) = (number, expiry, cvc) else {
-            return Err(PaymentError::Invalid(errors));
-        };
-        let card = self
+        let expiry = card.expiry;
+        let tokenized = self
             .provider
             .tokenize(&CardDetails {
-                number: &number,
+                number: &card.number,
                 expiry,
-                cvc: &cvc,
+                cvc: &card.cvc,
             })
             .await?;
         let row = PaymentMethodRow {
             id: Uuid::now_v7(),
             user_id,
-            provider_token: card.token,
-            brand: card.brand.as_str().to_owned(),
-            last4: card.last4,
+            provider_token: tokenized.token,
+            brand: tokenized.brand.as_str().to_owned(),
+            last4: tokenized.last4,
             exp_month: i16::from(expiry.month),
             exp_year: i16::try_from(expiry.year).context("expiry year")?,
             created_at: Utc::now().trunc_subsecs(6),
