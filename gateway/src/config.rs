@@ -28,12 +28,13 @@
 //! | `GATEWAY__SECURITY__HSTS_MAX_AGE_SECS` | unset | send `Strict-Transport-Security` (behind TLS only) |
 //! | `GATEWAY__OPENAPI__REFRESH_SECS` | `60` | how often upstream documents are fetched again |
 //! | `GATEWAY__HEALTH__TIMEOUT_MS` | `1000` | timeout of each upstream readiness probe |
+//! | `GATEWAY__TELEMETRY__FILTER` / `__LOG_FORMAT` / `__OTLP_ENDPOINT` | `RUST_LOG` / `LOG_FORMAT` / `OTEL_EXPORTER_OTLP_ENDPOINT` | logs and trace export, over the standard variables |
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use platform_config::{HttpSettings, JwtSettings, RedisSettings};
+use platform_config::{HttpSettings, JwtSettings, RedisSettings, TelemetrySettings};
 use serde::Deserialize;
 
 /// The prefix of every variable, e.g. `GATEWAY__UPSTREAMS__USER`.
@@ -82,6 +83,9 @@ pub struct Config {
     pub security: SecuritySettings,
     /// The merged OpenAPI document.
     pub openapi: OpenApiSettings,
+    /// Logs and traces (`TELEMETRY__FILTER`, `__LOG_FORMAT`, `__OTLP_ENDPOINT`), over the
+    /// standard variables, as every service has them.
+    pub telemetry: TelemetrySettings,
     /// Upstream readiness probes.
     pub health: HealthSettings,
 }

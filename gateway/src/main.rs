@@ -31,7 +31,9 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let _telemetry = match platform_telemetry::init(&TelemetryConfig::from_env(SERVICE_NAME)) {
+        let _telemetry = match platform_telemetry::init(
+            &TelemetryConfig::from_env(SERVICE_NAME).overridden_by(&config.telemetry),
+        ) {
             Ok(guard) => guard,
             Err(error) => {
                 eprintln!("{SERVICE_NAME}: {error}");

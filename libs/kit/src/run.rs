@@ -3,8 +3,8 @@
 use std::future::Future;
 use std::process::ExitCode;
 
-use platform_config::{Settings, TelemetrySettings};
-use platform_telemetry::{LogFormat, TelemetryConfig};
+use platform_config::Settings;
+use platform_telemetry::TelemetryConfig;
 use serde::de::DeserializeOwned;
 
 use crate::Application;
@@ -58,7 +58,7 @@ where
             return ExitCode::FAILURE;
         }
     };
-    let telemetry = telemetry_config(name, &settings.common.telemetry);
+    let telemetry = TelemetryConfig::from_env(name).overridden_by(&settings.common.telemetry);
     let _telemetry = match platform_telemetry::init(&telemetry) {
         Ok(guard) => guard,
         Err(error) => {
@@ -73,48 +73,5 @@ where
             eprintln!("{name}: {error:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// The standard variables, overridden by the service's `TELEMETRY__...` section.
-fn telemetry_config(name: &str, settings: &TelemetrySettings) -> TelemetryConfig {
-    let mut config = TelemetryConfig::from_env(name);
-    if let Some(filter) = &settings.filter {
-        config.filter.clone_from(filter);
-    }
-    match settings.log_format.as_deref() {
-        Some("json") => config.log_format = LogFormat::Json,
-        Some("pretty") => config.log_format = LogFormat::Pretty,
-        _ => {}
-    }
-    if let Some(endpoint) = settings
-        .otlp_endpoint
-        .as_ref()
-        .filter(|endpoint| !endpoint.trim().is_empty())
-    {
-        config.otlp_endpoint = Some(endpoint.clone());
-    }
-    config
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_services_telemetry_section_overrides_the_standard_variables() {
-        let settings = TelemetrySettings {
-            filter: Some("debug".to_owned()),
-            log_format: Some("json".to_owned()),
-            otlp_endpoint: Some("http://collector:4317".to_owned()),
-        };
-        let config = telemetry_config("order-service", &settings);
-        assert_eq!(config.service_name, "order-service");
-        assert_eq!(config.filter, "debug");
-        assert!(matches!(config.log_format, LogFormat::Json));
-        assert_eq!(
-            config.otlp_endpoint.as_deref(),
-            Some("http://collector:4317")
-        );
     }
 }

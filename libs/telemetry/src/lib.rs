@@ -71,6 +71,30 @@ impl TelemetryConfig {
     }
 }
 
+impl TelemetryConfig {
+    /// This configuration with what a service's `{PREFIX}__TELEMETRY__...` section sets
+    /// (filter, log format, OTLP endpoint) taking precedence over the standard variables.
+    #[must_use]
+    pub fn overridden_by(mut self, settings: &platform_config::TelemetrySettings) -> Self {
+        if let Some(filter) = &settings.filter {
+            self.filter.clone_from(filter);
+        }
+        match settings.log_format.as_deref() {
+            Some("json") => self.log_format = LogFormat::Json,
+            Some("pretty") => self.log_format = LogFormat::Pretty,
+            _ => {}
+        }
+        if let Some(endpoint) = settings
+            .otlp_endpoint
+            .as_ref()
+            .filter(|endpoint| !endpoint.trim().is_empty())
+        {
+            self.otlp_endpoint = Some(endpoint.clone());
+        }
+        self
+    }
+}
+
 /// Keeps the tracer provider alive; dropping it flushes and shuts down trace export.
 #[must_use = "dropping the guard shuts trace export down"]
 pub struct TelemetryGuard {
@@ -197,4 +221,40 @@ fn test_tracer_provider() -> SdkTracerProvider {
 #[cfg(not(feature = "testing"))]
 fn test_tracer_provider() -> SdkTracerProvider {
     SdkTracerProvider::builder().build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_services_telemetry_section_overrides_the_standard_variables() {
+        let settings = platform_config::TelemetrySettings {
+            filter: Some("debug".to_owned()),
+            log_format: Some("json".to_owned()),
+            otlp_endpoint: Some("http://collector:4317".to_owned()),
+        };
+        let config = TelemetryConfig {
+            service_name: "order-service".to_owned(),
+            log_format: LogFormat::Pretty,
+            filter: "info".to_owned(),
+            otlp_endpoint: None,
+        }
+        .overridden_by(&settings);
+        assert_eq!(config.service_name, "order-service");
+        assert_eq!(config.filter, "debug");
+        assert_eq!(config.log_format, LogFormat::Json);
+        assert_eq!(
+            config.otlp_endpoint.as_deref(),
+            Some("http://collector:4317")
+        );
+
+        let unset = config
+            .clone()
+            .overridden_by(&platform_config::TelemetrySettings::default());
+        assert_eq!(
+            unset.filter, "debug",
+            "unset keys keep what the variables said"
+        );
+    }
 }
