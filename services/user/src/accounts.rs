@@ -9,13 +9,14 @@ use chrono::{DateTime, SubsecRound as _, Utc};
 use platform_auth::{Claims, Role, TokenSigner};
 use platform_contracts::UserRegistered;
 use platform_events::{Envelope, Namespace};
-use platform_http::{ApiError, FieldError};
+use platform_http::FieldError;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::config::TokenSettings;
-use crate::domain::{DisplayName, Email, FieldErrors, NewPassword};
+use crate::domain::{DisplayName, Email, FieldErrors, NewAccount, NewPassword, ProfileChanges};
+pub use crate::error::AccountError;
 use crate::password::Passwords;
 use crate::store::{self, Inserted, RefreshTokenRow, UserRow};
 use crate::tokens::{hash_refresh_token, looks_like_refresh_token, new_refresh_token};
@@ -76,64 +77,6 @@ pub struct TokenPair {
     pub refresh_expires_in: u64,
 }
 
-/// What can go wrong, in the service's words; [`ApiError`] and `tonic::Status` translate it.
-#[derive(Debug, thiserror::Error)]
-pub enum AccountError {
-    /// Registration with an email another account has.
-    #[error("an account with this email already exists")]
-    EmailTaken,
-    /// Some fields are invalid.
-    #[error("invalid input: {}", describe(.0))]
-    Invalid(Vec<FieldError>),
-    /// Login failed; deliberately silent on whether the account exists.
-    #[error("the email or password is incorrect")]
-    BadCredentials,
-    /// The refresh token is unknown, expired or revoked.
-    #[error("{0}")]
-    BadRefreshToken(&'static str),
-    /// An already used refresh token came back: its family is now revoked.
-    #[error(
-        "this refresh token was already used, so it may have been stolen; every session of \
-         that login has been signed out: log in again"
-    )]
-    RefreshTokenReused,
-    /// No such account.
-    #[error("no such account")]
-    NotFound,
-    /// A failure that is not the caller's doing.
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-
-/// `field message; field message`.
-fn describe(fields: &[FieldError]) -> String {
-    fields
-        .iter()
-        .map(|field| format!("`{}` {}", field.field, field.message))
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-impl From<sqlx::Error> for AccountError {
-    fn from(error: sqlx::Error) -> Self {
-        Self::Unexpected(error.into())
-    }
-}
-
-impl From<AccountError> for ApiError {
-    fn from(error: AccountError) -> Self {
-        match error {
-            AccountError::EmailTaken => Self::Conflict(error.to_string()),
-            AccountError::Invalid(fields) => Self::Validation(fields),
-            AccountError::BadCredentials
-            | AccountError::BadRefreshToken(_)
-            | AccountError::RefreshTokenReused => Self::Unauthorized(error.to_string()),
-            AccountError::NotFound => Self::NotFound(error.to_string()),
-            AccountError::Unexpected(error) => Self::Internal(error),
-        }
-    }
-}
-
 /// The account operations, over the service's database.
 #[derive(Clone)]
 pub struct Accounts {
@@ -163,28 +106,15 @@ impl Accounts {
 
     /// Creates a customer account and emits `users.registered` in the same transaction.
     #[tracing::instrument(skip_all)]
-    pub async fn register(
-        &self,
-        email: &str,
-        password: &str,
-        display_name: Option<&str>,
-    ) -> Result<User, AccountError> {
-        let mut errors = FieldErrors::default();
-        let email = errors.check(Email::parse(email));
-        let display_name = display_name.map(|name| errors.check(DisplayName::parse(name)));
-        let password = email
-            .as_ref()
-            .and_then(|email| errors.check(NewPassword::parse(password, email, "password")));
-        errors.finish().map_err(AccountError::Invalid)?;
-        let (Some(email), Some(password)) = (email, password) else {
-            unreachable!("no field errors means every field parsed");
-        };
-        let display_name = display_name
-            .flatten()
-            .unwrap_or_else(|| DisplayName::from_email(&email));
-        self.create(&email, &password, &display_name, &[Role::Customer])
-            .await?
-            .ok_or(AccountError::EmailTaken)
+    pub async fn register(&self, account: &NewAccount) -> Result<User, AccountError> {
+        self.create(
+            &account.email,
+            &account.password,
+            &account.display_name,
+            &[Role::Customer],
+        )
+        .await?
+        .ok_or(AccountError::EmailTaken)
     }
 
     /// Inserts an account and its `users.registered` event; `None` if the email is taken.
@@ -327,24 +257,28 @@ impl Accounts {
     }
 
     /// Changes the caller's display name and/or password. A new password needs the current one,
-    /// and signs out every session (all refresh tokens are revoked).
+    /// and signs out every session (all refresh tokens are revoked). The passwords are judged
+    /// here, not at the edge: the policy needs the account's email, the check its hash.
     #[tracing::instrument(skip_all, fields(user_id = %id))]
     pub async fn update_profile(
         &self,
         id: Uuid,
-        display_name: Option<&str>,
-        current_password: Option<&str>,
-        new_password: Option<&str>,
+        changes: &ProfileChanges,
     ) -> Result<User, AccountError> {
+        let ProfileChanges {
+            display_name,
+            current_password,
+            new_password,
+        } = changes;
         let current = self.get(id).await?;
         let email = Email::parse(&current.email)
             .map_err(|e| anyhow::anyhow!("stored email is invalid: {}", e.message))?;
         let mut errors = FieldErrors::default();
-        let display_name = display_name.and_then(|name| errors.check(DisplayName::parse(name)));
         let new_password = new_password
+            .as_deref()
             .and_then(|raw| errors.check(NewPassword::parse(raw, &email, "new_password")));
         if new_password.is_some() {
-            match current_password {
+            match current_password.as_deref() {
                 None => {
                     errors.check::<()>(Err(FieldError::new(
                         "current_password",

@@ -169,6 +169,46 @@ impl DisplayName {
     }
 }
 
+/// A customer account to create: an email, a password that satisfies the policy for it, and
+/// a display name (the email's name when none was given).
+#[derive(Clone, Debug)]
+pub struct NewAccount {
+    /// The email.
+    pub email: Email,
+    /// The password.
+    pub password: NewPassword,
+    /// The display name.
+    pub display_name: DisplayName,
+}
+
+/// Changes to an account, parsed as far as they can be without it: a new password is judged
+/// against the account's email, and the current one against its hash, by the operation.
+#[derive(Clone, Default)]
+pub struct ProfileChanges {
+    /// A new display name.
+    pub display_name: Option<DisplayName>,
+    /// The current password, as sent.
+    pub current_password: Option<String>,
+    /// A new password, as sent.
+    pub new_password: Option<String>,
+}
+
+impl fmt::Debug for ProfileChanges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProfileChanges")
+            .field("display_name", &self.display_name)
+            .field(
+                "current_password",
+                &self.current_password.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field(
+                "new_password",
+                &self.new_password.as_ref().map(|_| "[REDACTED]"),
+            )
+            .finish()
+    }
+}
+
 /// Collects the errors of several field parsers: all fields are checked, not just the first.
 #[derive(Default)]
 pub struct FieldErrors(Vec<FieldError>);

@@ -6,7 +6,7 @@ use platform_proto::user::v1::{GetUserRequest, GetUserResponse, User};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use crate::accounts::{AccountError, Accounts};
+use crate::accounts::Accounts;
 
 /// `platform.user.v1.UserService`, served behind the service-credential interceptor.
 pub struct UserGrpc {
@@ -17,26 +17,6 @@ impl UserGrpc {
     /// The service over `accounts`.
     pub fn new(accounts: Accounts) -> Self {
         Self { accounts }
-    }
-}
-
-impl From<AccountError> for Status {
-    fn from(error: AccountError) -> Self {
-        match error {
-            AccountError::NotFound => Status::not_found(error.to_string()),
-            AccountError::Invalid(fields) => Status::invalid_argument(
-                fields
-                    .iter()
-                    .map(|field| format!("{} {}", field.field, field.message))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-            AccountError::Unexpected(error) => {
-                tracing::error!(error = format!("{error:#}"), "gRPC call failed");
-                Status::internal("an unexpected error occurred")
-            }
-            other => Status::failed_precondition(other.to_string()),
-        }
     }
 }
 

@@ -9,12 +9,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use platform_auth::{AuthenticatedUser, JwkSet, JwksVerifier};
-use platform_http::{ApiError, Json, Problem};
+use platform_http::{ApiError, FieldError, Json, Problem};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::accounts::{Accounts, TokenPair, User};
+use crate::domain::{DisplayName, Email, FieldErrors, NewAccount, NewPassword, ProfileChanges};
 
 /// What the handlers share.
 #[derive(Clone, FromRef)]
@@ -90,6 +91,36 @@ pub struct RegisterRequest {
     pub display_name: Option<String>,
 }
 
+/// Parses a registration at the edge; every invalid field is reported, each named.
+impl TryFrom<RegisterRequest> for NewAccount {
+    type Error = Vec<FieldError>;
+
+    fn try_from(request: RegisterRequest) -> Result<Self, Self::Error> {
+        let mut errors = FieldErrors::default();
+        let email = errors.check(Email::parse(&request.email));
+        let display_name = request
+            .display_name
+            .as_deref()
+            .map(|name| errors.check(DisplayName::parse(name)));
+        // The password cannot be judged against an email that does not parse.
+        let password = email.as_ref().and_then(|email| {
+            errors.check(NewPassword::parse(&request.password, email, "password"))
+        });
+        errors.finish()?;
+        let (Some(email), Some(password)) = (email, password) else {
+            unreachable!("no field errors means every field parsed");
+        };
+        let display_name = display_name
+            .flatten()
+            .unwrap_or_else(|| DisplayName::from_email(&email));
+        Ok(Self {
+            email,
+            password,
+            display_name,
+        })
+    }
+}
+
 /// Credentials.
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -121,6 +152,26 @@ pub struct UpdateProfileRequest {
     pub current_password: Option<String>,
     /// A new password (same policy as registration). Signs out every session.
     pub new_password: Option<String>,
+}
+
+/// Parses the display name at the edge; the passwords are judged by the operation, against the
+/// account.
+impl TryFrom<UpdateProfileRequest> for ProfileChanges {
+    type Error = Vec<FieldError>;
+
+    fn try_from(request: UpdateProfileRequest) -> Result<Self, Self::Error> {
+        let display_name = request
+            .display_name
+            .as_deref()
+            .map(DisplayName::parse)
+            .transpose()
+            .map_err(|error| vec![error])?;
+        Ok(Self {
+            display_name,
+            current_password: request.current_password,
+            new_password: request.new_password,
+        })
+    }
 }
 
 /// An account.
@@ -216,13 +267,8 @@ async fn register(
     State(accounts): State<Accounts>,
     Json(request): Json<RegisterRequest>,
 ) -> Result<Response, ApiError> {
-    let user = accounts
-        .register(
-            &request.email,
-            &request.password,
-            request.display_name.as_deref(),
-        )
-        .await?;
+    let account = NewAccount::try_from(request).map_err(ApiError::Validation)?;
+    let user = accounts.register(&account).await?;
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, "/api/v1/users/me")],
@@ -325,14 +371,8 @@ async fn update_me(
     user: AuthenticatedUser,
     Json(request): Json<UpdateProfileRequest>,
 ) -> Result<Json<UserResponse>, ApiError> {
-    let updated = accounts
-        .update_profile(
-            user.user_id,
-            request.display_name.as_deref(),
-            request.current_password.as_deref(),
-            request.new_password.as_deref(),
-        )
-        .await?;
+    let changes = ProfileChanges::try_from(request).map_err(ApiError::Validation)?;
+    let updated = accounts.update_profile(user.user_id, &changes).await?;
     Ok(Json(updated.into()))
 }
 

@@ -9,6 +9,7 @@ mod admin;
 mod app;
 pub mod config;
 pub mod domain;
+pub mod error;
 mod grpc;
 pub mod http;
 mod password;
