@@ -6,6 +6,7 @@ use std::fmt;
 use platform_http::FieldError;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use uuid::Uuid;
 
 use crate::config::OrderLimits;
 
@@ -129,6 +130,16 @@ pub struct RequestedItem {
     pub sku: String,
     /// Units.
     pub quantity: u32,
+}
+
+/// An order to place, parsed: its lines (see [`validate_items`]) and the payment method
+/// to charge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewOrder {
+    /// The lines, in the order requested.
+    pub items: Vec<RequestedItem>,
+    /// One of the caller's payment methods (whether it is one is asked of the payment service).
+    pub payment_method_id: Uuid,
 }
 
 /// Checks an order's lines: at least one, at most `max_items`, each SKU well-formed and

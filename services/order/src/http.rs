@@ -7,14 +7,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use platform_auth::{AuthenticatedUser, JwksVerifier};
-use platform_http::{ApiError, Json, PageQuery, Path, Problem, Query, paginate};
+use platform_http::{ApiError, FieldError, Json, PageQuery, Path, Problem, Query, paginate};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
-use crate::domain::OrderStatus;
-use crate::orders::{Order, OrderRequest, Orders};
+use crate::config::OrderLimits;
+use crate::domain::{NewOrder, OrderStatus, validate_items};
+use crate::orders::{Order, Orders};
 
 /// What the handlers share.
 #[derive(Clone, FromRef)]
@@ -91,6 +92,24 @@ pub struct RequestedLine {
     pub sku: String,
     /// Units, 1 to 100.
     pub quantity: i64,
+}
+
+/// Parses an order at the edge, against the configured limits (lines per order, units per
+/// line); every invalid line is reported, each named.
+impl TryFrom<(PlaceOrderRequest, &OrderLimits)> for NewOrder {
+    type Error = Vec<FieldError>;
+
+    fn try_from((request, limits): (PlaceOrderRequest, &OrderLimits)) -> Result<Self, Self::Error> {
+        let lines: Vec<(String, i64)> = request
+            .items
+            .into_iter()
+            .map(|line| (line.sku, line.quantity))
+            .collect();
+        Ok(Self {
+            items: validate_items(&lines, limits)?,
+            payment_method_id: request.payment_method_id,
+        })
+    }
 }
 
 /// An amount: integer minor units and an ISO 4217 code.
@@ -292,25 +311,13 @@ async fn place_order(
     Json(request): Json<PlaceOrderRequest>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
+    // Hashed as requested, before parsing consumes it: a retry must repeat the request itself.
     let hash = Sha256::digest(
         serde_json::to_vec(&request).map_err(|error| ApiError::Internal(error.into()))?,
     )
     .to_vec();
-    let placed = orders
-        .place(
-            user.user_id,
-            &key,
-            &OrderRequest {
-                items: request
-                    .items
-                    .iter()
-                    .map(|line| (line.sku.clone(), line.quantity))
-                    .collect(),
-                payment_method_id: request.payment_method_id,
-            },
-            hash,
-        )
-        .await?;
+    let order = NewOrder::try_from((request, orders.limits())).map_err(ApiError::Validation)?;
+    let placed = orders.place(user.user_id, &key, &order, hash).await?;
     let body = OrderResponse::from(placed.order);
     let location = body.status_url.clone();
     let status = if placed.replayed {

@@ -8,6 +8,7 @@
 mod app;
 pub mod config;
 pub mod domain;
+pub mod error;
 pub mod downstream;
 pub mod http;
 pub mod orders;

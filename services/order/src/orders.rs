@@ -8,15 +8,16 @@ use anyhow::Context as _;
 use chrono::{SubsecRound as _, Utc};
 use platform_contracts::{self as contracts, OrderCreated, OrderLine};
 use platform_events::{Envelope, Namespace};
-use platform_http::{ApiError, FieldError};
+use platform_http::FieldError;
 use sqlx::PgPool;
 use tokio::sync::Notify;
 use tonic::Code;
 use uuid::Uuid;
 
 use crate::config::OrderLimits;
-use crate::domain::{Compensation, OrderStatus, RequestedItem, validate_items};
+use crate::domain::{Compensation, NewOrder, OrderStatus, RequestedItem};
 use crate::downstream::{CallError, Inventory, Payments};
+pub use crate::error::OrderError;
 use crate::saga::decide::cancel_at_customer_request;
 use crate::saga::reason_code;
 use crate::store::{self, HistoryRow, ItemRow, OrderRow};
@@ -42,57 +43,6 @@ pub struct Placed {
     pub order: Order,
     /// True when this request repeated an earlier one.
     pub replayed: bool,
-}
-
-/// What can go wrong, in the service's words; [`ApiError`] translates it.
-#[derive(Debug, thiserror::Error)]
-pub enum OrderError {
-    /// Some fields are invalid.
-    #[error("invalid input")]
-    Invalid(Vec<FieldError>),
-    /// The idempotency key was used with another request.
-    #[error("this Idempotency-Key was already used with a different request")]
-    KeyReused,
-    /// No such order (or not the caller's).
-    #[error("no such order")]
-    NotFound,
-    /// The order is not in a state that allows this.
-    #[error("{0}")]
-    Conflict(String),
-    /// A service the order needs did not answer.
-    #[error("{0}")]
-    Unavailable(String),
-    /// A failure that is not the caller's doing.
-    #[error(transparent)]
-    Unexpected(#[from] anyhow::Error),
-}
-
-impl From<sqlx::Error> for OrderError {
-    fn from(error: sqlx::Error) -> Self {
-        Self::Unexpected(error.into())
-    }
-}
-
-impl From<OrderError> for ApiError {
-    fn from(error: OrderError) -> Self {
-        match error {
-            OrderError::Invalid(fields) => Self::Validation(fields),
-            OrderError::KeyReused => Self::Unprocessable(error.to_string()),
-            OrderError::NotFound => Self::NotFound(error.to_string()),
-            OrderError::Conflict(what) => Self::Conflict(what),
-            OrderError::Unavailable(what) => Self::ServiceUnavailable(what),
-            OrderError::Unexpected(error) => Self::Internal(error),
-        }
-    }
-}
-
-/// An order as requested.
-#[derive(Clone, Debug)]
-pub struct OrderRequest {
-    /// `(sku, quantity)` per line.
-    pub items: Vec<(String, i64)>,
-    /// One of the caller's payment methods.
-    pub payment_method_id: Uuid,
 }
 
 /// The order operations.
@@ -126,24 +76,27 @@ impl Orders {
         }
     }
 
-    /// Places an order: checks the lines and the payment method, prices the lines from the
-    /// inventory, and stores the order as PENDING with its `orders.created` event. A repeat
+    /// The limits an order's lines are parsed against.
+    pub fn limits(&self) -> &OrderLimits {
+        &self.limits
+    }
+
+    /// Places an order: checks the payment method, prices the lines from the inventory, and stores the order as PENDING with its `orders.created` event. A repeat
     /// with the same key and request returns the first order.
     #[tracing::instrument(skip_all, fields(user_id = %user_id))]
     pub async fn place(
         &self,
         user_id: Uuid,
         idempotency_key: &str,
-        request: &OrderRequest,
+        new_order: &NewOrder,
         request_hash: Vec<u8>,
     ) -> Result<Placed, OrderError> {
         if let Some(existing) = store::find_by_key(user_id, idempotency_key, &self.pool).await? {
             return self.replay(existing, &request_hash).await;
         }
-        let items = validate_items(&request.items, &self.limits).map_err(OrderError::Invalid)?;
-        self.check_payment_method(user_id, request.payment_method_id)
+        self.check_payment_method(user_id, new_order.payment_method_id)
             .await?;
-        let (lines, currency, total) = self.price(&items).await?;
+        let (lines, currency, total) = self.price(&new_order.items).await?;
         let now = Utc::now().trunc_subsecs(6);
         let order = OrderRow {
             id: Uuid::now_v7(),
@@ -151,7 +104,7 @@ impl Orders {
             idempotency_key: idempotency_key.to_owned(),
             request_hash: request_hash.clone(),
             status: OrderStatus::Pending,
-            payment_method_id: request.payment_method_id,
+            payment_method_id: new_order.payment_method_id,
             total_minor: total,
             currency: currency.clone(),
             payment_id: None,
