@@ -361,6 +361,15 @@ pub struct ProductChanges {
     pub low_stock_threshold: Option<i64>,
 }
 
+/// A change to a product, validated: what changes, and the `version` it was based on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProductUpdate {
+    /// The version read before the change; a stale one is a conflict.
+    pub version: i64,
+    /// What changes (never nothing).
+    pub changes: ProductChanges,
+}
+
 impl ProductChanges {
     /// Whether nothing would change.
     pub fn is_empty(&self) -> bool {

@@ -3,6 +3,7 @@
 
 use mongodb::error::{Error as MongoError, ErrorKind, WriteFailure};
 use platform_http::{ApiError, FieldError};
+use tonic::Status;
 
 /// What can go wrong, in the service's words.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +58,30 @@ impl From<InventoryError> for ApiError {
                 Self::ServiceUnavailable(what)
             }
             InventoryError::Unexpected(error) => Self::Internal(error),
+        }
+    }
+}
+
+impl From<InventoryError> for Status {
+    fn from(error: InventoryError) -> Self {
+        match error {
+            InventoryError::Invalid(fields) => Status::invalid_argument(
+                fields
+                    .iter()
+                    .map(|field| format!("{} {}", field.field, field.message))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
+            InventoryError::BadRequest(what) => Status::invalid_argument(what),
+            InventoryError::NotFound(what) => Status::not_found(what),
+            InventoryError::Conflict(what) => Status::already_exists(what),
+            InventoryError::Precondition(what) => Status::failed_precondition(what),
+            InventoryError::Contended(what) => Status::aborted(what),
+            InventoryError::Unavailable(what) => Status::unavailable(what),
+            InventoryError::Unexpected(error) => {
+                tracing::error!(error = format!("{error:#}"), "gRPC call failed");
+                Status::internal("an unexpected error occurred")
+            }
         }
     }
 }

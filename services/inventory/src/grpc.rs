@@ -29,30 +29,6 @@ impl InventoryGrpc {
     }
 }
 
-impl From<InventoryError> for Status {
-    fn from(error: InventoryError) -> Self {
-        match error {
-            InventoryError::Invalid(fields) => Status::invalid_argument(
-                fields
-                    .iter()
-                    .map(|field| format!("{} {}", field.field, field.message))
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            ),
-            InventoryError::BadRequest(what) => Status::invalid_argument(what),
-            InventoryError::NotFound(what) => Status::not_found(what),
-            InventoryError::Conflict(what) => Status::already_exists(what),
-            InventoryError::Precondition(what) => Status::failed_precondition(what),
-            InventoryError::Contended(what) => Status::aborted(what),
-            InventoryError::Unavailable(what) => Status::unavailable(what),
-            InventoryError::Unexpected(error) => {
-                tracing::error!(error = format!("{error:#}"), "gRPC call failed");
-                Status::internal("an unexpected error occurred")
-            }
-        }
-    }
-}
-
 fn status(state: ReservationState) -> ReservationStatus {
     match state {
         ReservationState::Reserved => ReservationStatus::Reserved,

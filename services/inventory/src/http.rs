@@ -15,7 +15,7 @@ use uuid::Uuid;
 use crate::cache::CachedBody;
 use crate::catalogue::{
     Catalogue, DEFAULT_LOW_STOCK_THRESHOLD, ListRequest, MoneyView, NewProduct, ProductChanges,
-    ProductKey, ProductPage, ProductView, StockView,
+    ProductKey, ProductPage, ProductUpdate, ProductView, StockView,
 };
 use crate::domain::{Category, Description, ProductName, Quantity, Sku, parse_count, parse_price};
 
@@ -135,29 +135,33 @@ pub struct CreateProductRequest {
     pub low_stock_threshold: Option<i64>,
 }
 
-impl CreateProductRequest {
-    fn parse(self) -> Result<NewProduct, Vec<FieldError>> {
+/// Parses a new product at the edge; every invalid field is reported, each named.
+impl TryFrom<CreateProductRequest> for NewProduct {
+    type Error = Vec<FieldError>;
+
+    fn try_from(request: CreateProductRequest) -> Result<Self, Self::Error> {
         let mut errors = Vec::new();
-        let sku = Sku::parse(&self.sku, "sku")
+        let sku = Sku::parse(&request.sku, "sku")
             .map_err(|e| errors.push(e))
             .ok();
-        let name = ProductName::parse(&self.name)
+        let name = ProductName::parse(&request.name)
             .map_err(|e| errors.push(e))
             .ok();
-        let description = Description::parse(self.description.as_deref().unwrap_or_default())
+        let description = Description::parse(request.description.as_deref().unwrap_or_default())
             .map_err(|e| errors.push(e))
             .ok();
-        let price = parse_price(self.price.minor, &self.price.currency)
+        let price = parse_price(request.price.minor, &request.price.currency)
             .map_err(|e| errors.extend(e))
             .ok();
-        let category = Category::parse(&self.category, "category")
+        let category = Category::parse(&request.category, "category")
             .map_err(|e| errors.push(e))
             .ok();
-        let initial_stock = parse_count(self.initial_stock.unwrap_or(0), "initial_stock")
+        let initial_stock = parse_count(request.initial_stock.unwrap_or(0), "initial_stock")
             .map_err(|e| errors.push(e))
             .ok();
         let threshold = parse_count(
-            self.low_stock_threshold
+            request
+                .low_stock_threshold
                 .unwrap_or(DEFAULT_LOW_STOCK_THRESHOLD),
             "low_stock_threshold",
         )
@@ -180,7 +184,7 @@ impl CreateProductRequest {
                 Some(category),
                 Some(initial_stock),
                 Some(low_stock_threshold),
-            ) => Ok(NewProduct {
+            ) => Ok(Self {
                 sku,
                 name,
                 description,
@@ -220,34 +224,38 @@ pub struct UpdateProductRequest {
     pub low_stock_threshold: Option<i64>,
 }
 
-impl UpdateProductRequest {
-    fn parse(self) -> Result<(i64, ProductChanges), Vec<FieldError>> {
+/// Parses a change at the edge; every invalid field is reported, each named, and a change
+/// that changes nothing is refused.
+impl TryFrom<UpdateProductRequest> for ProductUpdate {
+    type Error = Vec<FieldError>;
+
+    fn try_from(request: UpdateProductRequest) -> Result<Self, Self::Error> {
         let mut errors = Vec::new();
         let mut changes = ProductChanges::default();
-        if let Some(name) = &self.name {
+        if let Some(name) = &request.name {
             changes.name = ProductName::parse(name).map_err(|e| errors.push(e)).ok();
         }
-        if let Some(description) = &self.description {
+        if let Some(description) = &request.description {
             changes.description = Description::parse(description)
                 .map_err(|e| errors.push(e))
                 .ok();
         }
-        if let Some(price) = &self.price {
+        if let Some(price) = &request.price {
             changes.price = parse_price(price.minor, &price.currency)
                 .map_err(|e| errors.extend(e))
                 .ok();
         }
-        if let Some(category) = &self.category {
+        if let Some(category) = &request.category {
             changes.category = Category::parse(category, "category")
                 .map_err(|e| errors.push(e))
                 .ok();
         }
-        if let Some(threshold) = self.low_stock_threshold {
+        if let Some(threshold) = request.low_stock_threshold {
             changes.low_stock_threshold = parse_count(threshold, "low_stock_threshold")
                 .map_err(|e| errors.push(e))
                 .ok();
         }
-        if self.version < 1 {
+        if request.version < 1 {
             errors.push(FieldError::new(
                 "version",
                 "must be a version read from the product",
@@ -260,7 +268,10 @@ impl UpdateProductRequest {
             ));
         }
         if errors.is_empty() {
-            Ok((self.version, changes))
+            Ok(Self {
+                version: request.version,
+                changes,
+            })
         } else {
             Err(errors)
         }
@@ -274,6 +285,15 @@ impl UpdateProductRequest {
 pub struct RestockRequest {
     /// Positive, at most 1,000,000.
     pub quantity: i64,
+}
+
+/// Parses the quantity at the edge.
+impl TryFrom<RestockRequest> for Quantity {
+    type Error = Vec<FieldError>;
+
+    fn try_from(request: RestockRequest) -> Result<Self, Self::Error> {
+        Quantity::parse(request.quantity, "quantity").map_err(|error| vec![error])
+    }
 }
 
 /// A cached body as a response: 304 when `If-None-Match` names its tag, 200 with it otherwise.
@@ -382,7 +402,7 @@ async fn create_product(
     admin: AdminUser,
     Json(request): Json<CreateProductRequest>,
 ) -> Result<Response, ApiError> {
-    let product = request.parse().map_err(ApiError::Validation)?;
+    let product = NewProduct::try_from(request).map_err(ApiError::Validation)?;
     let created = catalogue.create(product).await?;
     tracing::info!(admin = %admin.user_id, product_id = %created.id, "product added");
     let location = format!("/api/v1/products/{}", created.id);
@@ -418,8 +438,10 @@ async fn update_product(
     Path(id): Path<Uuid>,
     Json(request): Json<UpdateProductRequest>,
 ) -> Result<Json<ProductView>, ApiError> {
-    let (version, changes) = request.parse().map_err(ApiError::Validation)?;
-    let updated = catalogue.update(id, version, &changes).await?;
+    let update = ProductUpdate::try_from(request).map_err(ApiError::Validation)?;
+    let updated = catalogue
+        .update(id, update.version, &update.changes)
+        .await?;
     tracing::info!(admin = %admin.user_id, version = updated.version, "product changed");
     Ok(Json(updated))
 }
@@ -447,8 +469,7 @@ async fn restock_product(
     Path(id): Path<Uuid>,
     Json(request): Json<RestockRequest>,
 ) -> Result<Json<ProductView>, ApiError> {
-    let quantity = Quantity::parse(request.quantity, "quantity")
-        .map_err(|error| ApiError::Validation(vec![error]))?;
+    let quantity = Quantity::try_from(request).map_err(ApiError::Validation)?;
     let restocked = catalogue.restock(id, quantity).await?;
     tracing::info!(admin = %admin.user_id, quantity = quantity.get(), "product restocked");
     Ok(Json(restocked))
