@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
+use crate::error::NotificationError;
 use crate::store::{self, NotificationRow};
 
 /// What the handlers share.
@@ -131,7 +132,7 @@ async fn list_notifications(
     let limit = page.limit()?;
     let rows = store::list_for_user(user.user_id, page.before, page.fetch()?, &pool)
         .await
-        .map_err(|error| ApiError::Internal(error.into()))?;
+        .map_err(NotificationError::from)?;
     let (rows, next_before) = paginate(rows, limit, |row| row.id);
     let items = rows.into_iter().map(Into::into).collect();
     Ok(Json(NotificationList { items, next_before }))

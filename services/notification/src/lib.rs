@@ -10,6 +10,7 @@ mod app;
 pub mod channel;
 pub mod config;
 pub mod delivery;
+pub mod error;
 pub mod http;
 pub mod intake;
 pub mod store;
