@@ -38,5 +38,5 @@ mod server;
 pub use builder::{Kit, connect_postgres};
 pub use platform_config::{CommonSettings, Settings};
 pub use platform_registry as registry;
-pub use run::{main, run_main};
+pub use run::{main, run_main, serve};
 pub use server::{Application, DEFAULT_DRAIN_TIMEOUT};

@@ -22,19 +22,21 @@ where
     run_main(
         service,
         Settings::load(&entry.env_prefix),
-        |settings| async move {
-            let application = build(settings).await?;
-            tracing::info!(
-                http = %application.http_addr(),
-                grpc = ?application.grpc_addr(),
-                "listening"
-            );
-            application
-                .run_until_stopped(platform_http::shutdown_signal())
-                .await
-        },
+        |settings| async move { serve(build(settings).await?).await },
     )
     .await
+}
+
+/// Serves a built service until SIGTERM or Ctrl-C, saying where it listens.
+pub async fn serve(application: Application) -> anyhow::Result<()> {
+    tracing::info!(
+        http = %application.http_addr(),
+        grpc = ?application.grpc_addr(),
+        "listening"
+    );
+    application
+        .run_until_stopped(platform_http::shutdown_signal())
+        .await
 }
 
 /// The start of any `main` of the platform: installs the TLS crypto provider, takes the

@@ -52,15 +52,7 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let application = user_service::build(settings).await?;
-    tracing::info!(
-        http = %application.http_addr(),
-        grpc = ?application.grpc_addr(),
-        "listening"
-    );
-    application
-        .run_until_stopped(platform_http::shutdown_signal())
-        .await
+    platform_kit::serve(user_service::build(settings).await?).await
 }
 
 async fn create_admin(settings: &Settings, email: &str) -> anyhow::Result<()> {
