@@ -8,8 +8,8 @@
 mod app;
 pub mod config;
 pub mod domain;
-pub mod error;
 pub mod downstream;
+pub mod error;
 pub mod http;
 pub mod orders;
 pub mod saga;
