@@ -44,28 +44,19 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     if config.catalogue.seed_demo {
         catalogue.seed_demo_if_empty().await?;
     }
-    let stock = Stock::new(
-        store,
-        cache.clone(),
-        Arc::new(outbox),
-        config.reservations.ttl(),
-    );
+    let ttl = config.reservations.ttl();
+    let stock = Stock::new(store, cache.clone(), Arc::new(outbox), ttl);
     let sweep_interval = config.reservations.sweep_interval();
     let sweeping = stock.clone();
     kit.background(move |stop| run_expiry_sweep(sweeping, sweep_interval, stop));
     // Invalidations owed while Redis was away are retried every second.
     kit.background(move |stop| cache.run_invalidation_retries(Duration::from_secs(1), stop));
+    let state = AppState {
+        catalogue: catalogue.clone(),
+        verifier: kit.verifier()?,
+    };
     kit.grpc(InventoryServiceServer::new(InventoryGrpc::new(
-        catalogue.clone(),
-        stock,
+        catalogue, stock,
     )));
-    let verifier = kit.verifier()?;
-    kit.serve(
-        http::router(AppState {
-            catalogue,
-            verifier,
-        }),
-        http::openapi(),
-    )
-    .await
+    kit.serve(http::router(state), http::openapi()).await
 }

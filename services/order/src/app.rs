@@ -4,12 +4,10 @@ use std::sync::Arc;
 
 use platform_events::outbox::postgres::PgOutbox;
 use platform_kit::{Application, Kit};
-use platform_proto::inventory::v1::inventory_service_client::InventoryServiceClient;
-use platform_proto::payment::v1::payment_service_client::PaymentServiceClient;
 use tokio::sync::Notify;
 
-use crate::config::{INVENTORY_TIMEOUT, PAYMENT_TIMEOUT, Settings};
-use crate::downstream::{Inventory, Payments};
+use crate::config::Settings;
+use crate::downstream;
 use crate::http::{self, AppState};
 use crate::orders::Orders;
 use crate::saga::SagaWorker;
@@ -31,18 +29,7 @@ pub async fn build_with_worker(settings: Settings) -> anyhow::Result<(Applicatio
     let pool = kit.postgres(&config.database, &MIGRATIONS).await?;
     let namespace = kit.namespace().clone();
     kit.relay(PgOutbox::new(pool.clone(), namespace.clone()));
-    let inventory = Inventory(kit.downstream(
-        "inventory",
-        &config.inventory,
-        INVENTORY_TIMEOUT,
-        InventoryServiceClient::new,
-    )?);
-    let payments = Payments(kit.downstream(
-        "payment",
-        &config.payment,
-        PAYMENT_TIMEOUT,
-        PaymentServiceClient::new,
-    )?);
+    let (inventory, payments) = downstream::connect(&kit, &config)?;
     // Placing an order wakes the worker, so a saga starts at once rather than at the next poll.
     let wake = Arc::new(Notify::new());
     let worker = || {

@@ -3,6 +3,7 @@
 //! downstream, its outcome sorted into [`CallError`].
 
 use platform_contracts::Money;
+use platform_kit::Kit;
 use platform_kit::downstream::Downstream;
 use platform_proto::inventory::v1::inventory_service_client::InventoryServiceClient;
 use platform_proto::inventory::v1::{
@@ -16,9 +17,29 @@ use platform_proto::payment::v1::{
 };
 use uuid::Uuid;
 
+use crate::config::{Config, INVENTORY_TIMEOUT, PAYMENT_TIMEOUT};
+
 pub use platform_kit::downstream::CallError;
 
 type Channel = platform_kit::downstream::GrpcChannel;
+
+/// The inventory and payment services, with their settings (or the registry's addresses and
+/// the default deadlines).
+pub fn connect(kit: &Kit, config: &Config) -> anyhow::Result<(Inventory, Payments)> {
+    let inventory = kit.downstream(
+        "inventory",
+        &config.inventory,
+        INVENTORY_TIMEOUT,
+        InventoryServiceClient::new,
+    )?;
+    let payments = kit.downstream(
+        "payment",
+        &config.payment,
+        PAYMENT_TIMEOUT,
+        PaymentServiceClient::new,
+    )?;
+    Ok((Inventory(inventory), Payments(payments)))
+}
 
 /// The inventory service.
 #[derive(Clone, Debug)]
