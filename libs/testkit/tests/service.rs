@@ -296,6 +296,26 @@ async fn a_stream_is_not_settled_while_its_producer_has_events_to_publish() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_holds_only_when_no_further_event_is_coming() {
+    let producer = Producer::new().await;
+    let _relay = producer.relay();
+    producer.write(2).await;
+    let events = events::exactly(&producer.outbox, &producer.jetstream, &producer.stream(), 2)
+        .await
+        .unwrap();
+    let types: Vec<&str> = events.iter().map(|(kind, _)| kind.as_str()).collect();
+    assert_eq!(types, ["users.pinged", "users.pinged"]);
+
+    // One more, published after the count was first reached, is not missed.
+    producer.write(1).await;
+    let error = events::exactly(&producer.outbox, &producer.jetstream, &producer.stream(), 2)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("holds 3 events, not 2"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_producer_that_wrote_nothing_is_settled_with_nothing() {
     let producer = Producer::new().await;
     let stored = events::settled(&producer.outbox, &producer.jetstream, "NO_SUCH_STREAM")

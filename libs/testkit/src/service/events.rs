@@ -50,6 +50,49 @@ pub fn event_type(message: &StreamMessage) -> Option<String> {
         .map(|envelope| envelope.event_type)
 }
 
+/// The envelopes of stored messages, in order, each with its event type.
+///
+/// # Panics
+/// When a message is not an envelope (a test reading a stream expects only events).
+pub fn envelopes(messages: Vec<StreamMessage>) -> Vec<(String, RawEnvelope)> {
+    messages
+        .into_iter()
+        .map(|message| {
+            let envelope = RawEnvelope::from_slice(&message.payload)
+                .expect("every message in an event stream is an envelope");
+            (envelope.event_type.clone(), envelope)
+        })
+        .collect()
+}
+
+/// Waits until stream `stream` holds at least `count` events and the producer behind `outbox`
+/// has [`settled`], then returns the events, failing unless there are exactly `count`: a
+/// duplicate published late cannot slip past it.
+pub async fn exactly<O: OutboxStore>(
+    outbox: &O,
+    jetstream: &jetstream::Context,
+    stream: &str,
+    count: usize,
+) -> anyhow::Result<Vec<(String, RawEnvelope)>> {
+    eventually(
+        TIMEOUT,
+        &format!("{count} events in stream {stream}"),
+        || async {
+            let stored = stream_messages(jetstream, stream).await.ok()?;
+            (stored.len() >= count).then_some(())
+        },
+    )
+    .await?;
+    let events = envelopes(settled(outbox, jetstream, stream).await?);
+    let types: Vec<&str> = events.iter().map(|(kind, _)| kind.as_str()).collect();
+    anyhow::ensure!(
+        events.len() == count,
+        "stream {stream} holds {} events, not {count}: {types:?}",
+        events.len()
+    );
+    Ok(events)
+}
+
 /// Waits until stream `stream` holds at least `count` events of type `event_type`, then
 /// returns every message it holds, in sequence order. Fails after [`TIMEOUT`].
 pub async fn wait_for(

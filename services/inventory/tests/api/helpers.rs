@@ -289,43 +289,17 @@ impl TestApp {
     /// Inventory events stored so far, in order, as (event type, envelope).
     pub async fn events(&self) -> Vec<(String, RawEnvelope)> {
         let name = self.namespace.domain_stream("inventory");
-        stream_messages(&self.jetstream, &name)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|message| {
-                let envelope = RawEnvelope::from_slice(&message.payload).unwrap();
-                (envelope.event_type.clone(), envelope)
-            })
-            .collect()
+        events::envelopes(stream_messages(&self.jetstream, &name).await.unwrap())
     }
 
     /// Waits until `count` inventory events are stored and the outbox has nothing left to
     /// publish, then asserts that the stream holds exactly `count`.
     pub async fn exactly_events(&self, count: usize) -> Vec<(String, RawEnvelope)> {
-        eventually(Duration::from_secs(20), "inventory events", || async {
-            (self.events().await.len() >= count).then_some(())
-        })
-        .await
-        .unwrap();
         let outbox = MongoOutbox::new(&self.db, self.namespace.clone());
         let stream = self.namespace.domain_stream("inventory");
-        let events: Vec<(String, RawEnvelope)> = events::settled(&outbox, &self.jetstream, &stream)
+        events::exactly(&outbox, &self.jetstream, &stream, count)
             .await
             .unwrap()
-            .into_iter()
-            .map(|message| {
-                let envelope = RawEnvelope::from_slice(&message.payload).unwrap();
-                (envelope.event_type.clone(), envelope)
-            })
-            .collect();
-        assert_eq!(
-            events.len(),
-            count,
-            "{:#?}",
-            events.iter().map(|(kind, _)| kind).collect::<Vec<_>>()
-        );
-        events
     }
 }
 

@@ -1,8 +1,6 @@
 //! Spawning the service on port 0 with its own database and NATS namespace, a stand-in for the
 //! user service's JWKS, and clients for both APIs.
 
-use std::time::Duration;
-
 use async_nats::jetstream;
 use payment_service::{Config, Settings};
 use platform_auth::{ServiceCredentials, ServiceSecret, ServiceTokenInterceptor};
@@ -11,6 +9,7 @@ use platform_events::{Namespace, RawEnvelope};
 use platform_proto::common::v1::Money;
 use platform_proto::payment::v1::payment_service_client::PaymentServiceClient;
 use platform_proto::payment::v1::{ChargeRequest, ChargeResponse, RefundRequest, RefundResponse};
+use platform_testkit::fresh_pg_database;
 pub use platform_testkit::service::cards::{
     DECLINED, FAILS_ONCE, INSUFFICIENT_FUNDS, SLOW, SUCCEEDS,
 };
@@ -18,7 +17,6 @@ use platform_testkit::service::{
     Identities, Identity, JwksStandIn, SERVICE_SECRET, assert_problem, events, http_client,
     localise,
 };
-use platform_testkit::{eventually, fresh_pg_database, stream_messages};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -181,41 +179,14 @@ impl TestApp {
             .map(tonic::Response::into_inner)
     }
 
-    /// Payment events stored so far, in order, as (event type, envelope).
-    pub async fn payment_events(&self) -> Vec<(String, RawEnvelope)> {
-        let name = self.namespace.domain_stream("payments");
-        stream_messages(&self.jetstream, &name)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|message| {
-                let envelope = RawEnvelope::from_slice(&message.payload).unwrap();
-                (envelope.event_type.clone(), envelope)
-            })
-            .collect()
-    }
-
     /// Waits until `count` payment events are stored and the service's outbox has nothing
     /// left to publish, then asserts that the stream holds exactly `count`.
     pub async fn exactly_payment_events(&self, count: usize) -> Vec<(String, RawEnvelope)> {
-        eventually(Duration::from_secs(15), "payment events", || async {
-            (self.payment_events().await.len() >= count).then_some(())
-        })
-        .await
-        .unwrap();
         let outbox = PgOutbox::new(self.pool.clone(), self.namespace.clone());
         let stream = self.namespace.domain_stream("payments");
-        let events: Vec<(String, RawEnvelope)> = events::settled(&outbox, &self.jetstream, &stream)
+        events::exactly(&outbox, &self.jetstream, &stream, count)
             .await
             .unwrap()
-            .into_iter()
-            .map(|message| {
-                let envelope = RawEnvelope::from_slice(&message.payload).unwrap();
-                (envelope.event_type.clone(), envelope)
-            })
-            .collect();
-        assert_eq!(events.len(), count, "{events:#?}");
-        events
     }
 
     /// Charges the test provider captured for an idempotency key (= payment id).
