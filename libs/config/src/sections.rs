@@ -63,13 +63,6 @@ impl Default for GrpcSettings {
     }
 }
 
-impl GrpcSettings {
-    /// The configured port, or the service's default.
-    pub fn port_or(&self, default: u16) -> u16 {
-        self.port.unwrap_or(default)
-    }
-}
-
 /// The service's own PostgreSQL database (`{PREFIX}__DATABASE__...`).
 #[derive(Clone, Debug, Deserialize)]
 pub struct DatabaseSettings {

@@ -53,6 +53,7 @@ pub struct Downstream<C> {
 
 struct Inner<C> {
     client: C,
+    url: String,
     timeout: Duration,
     breaker: CircuitBreaker,
 }
@@ -68,6 +69,7 @@ impl<C> Clone for Downstream<C> {
 impl<C> std::fmt::Debug for Downstream<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Downstream")
+            .field("url", &self.inner.url)
             .field("timeout", &self.inner.timeout)
             .finish_non_exhaustive()
     }
@@ -111,6 +113,7 @@ impl<C> Downstream<C> {
                     channel,
                     ServiceTokenInterceptor::new(credentials.clone(), callee.binary.clone()),
                 )),
+                url,
                 timeout,
                 breaker: CircuitBreaker::new(&callee.binary, breaker),
             }),
@@ -120,6 +123,11 @@ impl<C> Downstream<C> {
     /// The deadline of each call.
     pub fn timeout(&self) -> Duration {
         self.inner.timeout
+    }
+
+    /// The address it calls.
+    pub fn url(&self) -> &str {
+        &self.inner.url
     }
 }
 
@@ -169,5 +177,61 @@ impl<C: Clone> Downstream<C> {
                 CallError::Refused(status)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connect(callee: &str, settings: &DownstreamSettings) -> anyhow::Result<Downstream<()>> {
+        let credentials = ServiceCredentials::dev_only_insecure("order-service");
+        let callee = platform_registry::service(callee);
+        Downstream::connect(
+            callee,
+            settings,
+            Duration::from_secs(2),
+            &credentials,
+            |_| (),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_downstream_set_in_part_keeps_the_other_defaults() {
+        let defaults = connect("inventory", &DownstreamSettings::default()).unwrap();
+        assert_eq!(
+            defaults.url(),
+            "http://127.0.0.1:9084",
+            "the registry's gRPC port"
+        );
+        assert_eq!(
+            defaults.timeout(),
+            Duration::from_secs(2),
+            "the caller's default"
+        );
+
+        let set = DownstreamSettings {
+            url: Some("http://inventory:9084".to_owned()),
+            timeout_ms: Some(500),
+            ..DownstreamSettings::default()
+        };
+        let configured = connect("inventory", &set).unwrap();
+        assert_eq!(configured.url(), "http://inventory:9084");
+        assert_eq!(configured.timeout(), Duration::from_millis(500));
+    }
+
+    #[tokio::test]
+    async fn a_service_without_grpc_or_a_bad_url_is_refused() {
+        let error = connect("order", &DownstreamSettings::default()).unwrap_err();
+        assert_eq!(error.to_string(), "order-service has no gRPC API to call");
+        let bad = DownstreamSettings {
+            url: Some("not a url".to_owned()),
+            ..DownstreamSettings::default()
+        };
+        let error = connect("inventory", &bad).unwrap_err().to_string();
+        assert!(
+            error.starts_with("`not a url` is not a valid URL"),
+            "{error}"
+        );
     }
 }

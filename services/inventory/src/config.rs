@@ -129,6 +129,21 @@ impl Default for CatalogueSettings {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_zero_reservation_ttl_or_sweep_interval_is_named() {
+        assert_eq!(ReservationSettings::default().check(), Ok(()));
+        let no_ttl = ReservationSettings {
+            ttl_secs: 0,
+            ..ReservationSettings::default()
+        };
+        assert_eq!(no_ttl.check(), Err("RESERVATIONS__TTL_SECS"));
+        let no_sweep = ReservationSettings {
+            sweep_interval_secs: 0,
+            ..ReservationSettings::default()
+        };
+        assert_eq!(no_sweep.check(), Err("RESERVATIONS__SWEEP_INTERVAL_SECS"));
+    }
+
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs
             .iter()

@@ -229,12 +229,6 @@ pub struct NewCard {
 
 pub use platform_contracts::Money;
 
-/// An amount to charge or refund, checked; errors name `amount.minor` and `amount.currency`.
-pub fn parse_amount(minor: i64, currency: &str) -> Result<Money, Vec<FieldError>> {
-    Money::parse("amount", minor, currency)
-        .map_err(|errors| errors.into_iter().map(FieldError::from).collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,18 +305,5 @@ mod tests {
                 status
             );
         }
-    }
-
-    #[test]
-    fn amounts_are_checked_with_errors_naming_the_amount() {
-        assert_eq!(parse_amount(1999, "EUR"), Ok(Money::new(1999, "EUR")));
-        assert_eq!(
-            parse_amount(-5, "EUR").unwrap_err()[0].field,
-            "amount.minor"
-        );
-        assert_eq!(
-            parse_amount(100, "XXX").unwrap_err()[0].field,
-            "amount.currency"
-        );
     }
 }
