@@ -272,28 +272,27 @@ mod tests {
         );
     }
 
-    /// The ports table of docs/design.md is generated: `UPDATE_DOCS=1 cargo test -p
-    /// platform-registry` writes it; otherwise a stale table fails here.
+    /// The ports tables of the README and docs/design.md are generated: `UPDATE_DOCS=1 cargo
+    /// test -p platform-registry` writes them; otherwise a stale table fails here.
     #[test]
-    fn the_design_documents_ports_table_is_the_registrys() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/design.md");
-        let document = std::fs::read_to_string(path).unwrap();
-        let (begin, end) = ("<!-- ports:begin -->\n", "<!-- ports:end -->");
-        let start = document
-            .find(begin)
-            .expect("docs/design.md has the ports markers")
-            + begin.len();
-        let stop = document[start..].find(end).expect("the ports table ends") + start;
-        let generated = ports_table();
-        if std::env::var_os("UPDATE_DOCS").is_some() {
-            let updated = format!("{}{generated}{}", &document[..start], &document[stop..]);
-            std::fs::write(path, updated).unwrap();
-        } else {
-            assert_eq!(
-                &document[start..stop],
-                generated,
-                "docs/design.md's ports table is stale: run `UPDATE_DOCS=1 cargo test -p platform-registry`"
-            );
+    fn the_documents_ports_tables_are_the_registrys() {
+        for document in ["README.md", "docs/design.md"] {
+            let path = format!("{}/../../{document}", env!("CARGO_MANIFEST_DIR"));
+            let text = std::fs::read_to_string(&path).unwrap();
+            let (begin, end) = ("<!-- ports:begin -->\n", "<!-- ports:end -->");
+            let start = text.find(begin).expect("the ports markers") + begin.len();
+            let stop = text[start..].find(end).expect("the ports table ends") + start;
+            let generated = ports_table();
+            if std::env::var_os("UPDATE_DOCS").is_some() {
+                let updated = format!("{}{generated}{}", &text[..start], &text[stop..]);
+                std::fs::write(&path, updated).unwrap();
+            } else {
+                assert_eq!(
+                    &text[start..stop],
+                    generated,
+                    "{document}'s ports table is stale: run `UPDATE_DOCS=1 cargo test -p platform-registry`"
+                );
+            }
         }
     }
 
