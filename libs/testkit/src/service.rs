@@ -342,3 +342,62 @@ pub async fn assert_problem(
     }
     body
 }
+
+/// A service built with the kit, running for a test until it is dropped (or [`Running::stop`]ped
+/// to wait for its graceful shutdown).
+pub struct Running {
+    http: std::net::SocketAddr,
+    grpc: Option<std::net::SocketAddr>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Running {
+    /// Runs `application` in the background.
+    pub fn start(application: platform_kit::Application) -> Self {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (http, grpc) = (application.http_addr(), application.grpc_addr());
+        let task = tokio::spawn(application.run_until_stopped(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            http,
+            grpc,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Its HTTP base URL (`http://127.0.0.1:port`).
+    pub fn url(&self) -> String {
+        format!("http://{}", self.http)
+    }
+
+    /// Its gRPC URL.
+    ///
+    /// # Panics
+    /// When the service has no gRPC API.
+    pub fn grpc_url(&self) -> String {
+        let grpc = self.grpc.expect("the service has a gRPC API");
+        format!("http://{grpc}")
+    }
+
+    /// Shuts it down gracefully and waits, returning how its run ended.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        match self.task.take() {
+            Some(task) => task.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

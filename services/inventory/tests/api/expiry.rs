@@ -117,7 +117,7 @@ async fn two_instances_sweeping_one_database_expire_each_reservation_once() {
     app.stocked("KIT-PAN", 10, 1).await;
     let orders: Vec<Uuid> = (0..6).map(|_| Uuid::now_v7()).collect();
     // Half the orders through each instance.
-    let mut second_client = client_for(&second.grpc_address).await;
+    let mut second_client = client_for(&second.grpc_url()).await;
     for (index, order) in orders.iter().enumerate() {
         let items = [("KIT-MUG", 1), ("KIT-PAN", 1)];
         if index % 2 == 0 {

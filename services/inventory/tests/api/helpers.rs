@@ -18,34 +18,18 @@ use platform_proto::inventory::v1::{
 };
 pub use platform_testkit::service::SERVICE_SECRET;
 use platform_testkit::service::{
-    Identities, Identity, JwksStandIn, assert_problem, events, http_client, localise,
+    Identities, Identity, JwksStandIn, Running, assert_problem, events, http_client, localise,
 };
 use platform_testkit::{
     Server, TcpProxy, eventually, fresh_mongo_database, stream_messages, unique_name, url,
 };
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 use tonic::codegen::InterceptedService;
 use tonic::transport::Channel;
 use uuid::Uuid;
 
 pub type Client = InventoryServiceClient<InterceptedService<Channel, ServiceTokenInterceptor>>;
-
-/// A running instance; stops when dropped.
-pub struct Instance {
-    pub address: String,
-    pub grpc_address: String,
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
-}
 
 pub struct TestApp {
     pub address: String,
@@ -61,7 +45,7 @@ pub struct TestApp {
     pub jwks: JwksStandIn,
     /// In front of Redis, when the test asked for one (to cut Redis off).
     pub redis_proxy: Option<TcpProxy>,
-    _instance: Instance,
+    _instance: Running,
 }
 
 /// The configuration the tests run the service with, before customising: its own database,
@@ -82,20 +66,9 @@ pub async fn test_config(jwks_url: &str) -> Settings {
     config
 }
 
-/// Builds and runs one instance of the service with `config`.
-pub async fn start(config: Settings) -> Instance {
-    let application = inventory_service::build(config).await.unwrap();
-    let address = format!("http://{}", application.http_addr());
-    let grpc_address = format!("http://{}", application.grpc_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(application.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    Instance {
-        address,
-        grpc_address,
-        stop: Some(stop),
-    }
+/// Builds and runs one instance of the service with `config`; it stops when dropped.
+pub async fn start(config: Settings) -> Running {
+    Running::start(inventory_service::build(config).await.unwrap())
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -137,8 +110,8 @@ async fn spawn(
         Namespace::prefixed(config.common.nats.subject_prefix.as_deref().unwrap()).unwrap();
     let nats = async_nats::connect(&config.common.nats.url).await.unwrap();
     TestApp {
-        address: instance.address.clone(),
-        grpc_address: instance.grpc_address.clone(),
+        address: instance.url(),
+        grpc_address: instance.grpc_url(),
         http: http_client(),
         db,
         config,

@@ -10,13 +10,12 @@ use platform_config::{JwtSettings, Secret};
 use platform_events::outbox::postgres::PgOutbox;
 use platform_events::{Envelope, Event, Namespace};
 use platform_testkit::mail::{CapturedMail, wait_for_mail};
-use platform_testkit::service::{Identity, PASSWORD, events, http_client, localise};
+use platform_testkit::service::{Identity, PASSWORD, Running, events, http_client, localise};
 use platform_testkit::{
     Server, TestDatabase, eventually, fresh_pg_database, stream_messages, unique_name, url,
 };
 use serde::Serialize;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 pub struct TestApp {
     pub users_address: String,
@@ -28,15 +27,8 @@ pub struct TestApp {
     pub jetstream: jetstream::Context,
     pub admin_email: String,
     pub http: reqwest::Client,
-    stops: Vec<oneshot::Sender<()>>,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        for stop in self.stops.drain(..) {
-            let _ = stop.send(());
-        }
-    }
+    /// Both services, stopped when the app is dropped.
+    _services: [Running; 2],
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -47,7 +39,6 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     platform_telemetry::init_for_tests();
     platform_http::install_crypto_provider();
-    let mut stops = Vec::new();
 
     let user_db = fresh_pg_database().await.unwrap();
     let mut users =
@@ -57,14 +48,8 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
         .await
         .unwrap();
     users.own.tokens.signing_key_pem = Some(Secret::new(TokenSigner::generate_pkcs8_pem()));
-    let user_service = user_service::build(users.clone()).await.unwrap();
-    let users_address = format!("http://{}", user_service.http_addr());
-    let users_grpc = format!("http://{}", user_service.grpc_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(user_service.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    stops.push(stop);
+    let user_service = Running::start(user_service::build(users.clone()).await.unwrap());
+    let (users_address, users_grpc) = (user_service.url(), user_service.grpc_url());
 
     let db = fresh_pg_database().await.unwrap();
     let admin_email = format!("{}@example.com", unique_name("ops"));
@@ -93,13 +78,8 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     config.own.delivery.retry_base_ms = 100;
     config.own.delivery.poll_interval_ms = 50;
     customise(&mut config);
-    let notifications = notification_service::build(config).await.unwrap();
-    let notifications_address = format!("http://{}", notifications.http_addr());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(notifications.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    stops.push(stop);
+    let notifications = Running::start(notification_service::build(config).await.unwrap());
+    let notifications_address = notifications.url();
 
     let nats = async_nats::connect(&users.common.nats.url).await.unwrap();
     TestApp {
@@ -111,7 +91,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
         jetstream: jetstream::new(nats),
         admin_email,
         http: http_client(),
-        stops,
+        _services: [user_service, notifications],
     }
 }
 

@@ -6,13 +6,12 @@ use bson::{Document, doc};
 use platform_config::{MongoSettings, Secret};
 pub use platform_testkit::service::cards::{DECLINED, FAILS_ONCE, SLOW, SUCCEEDS};
 use platform_testkit::service::{
-    Identities, Identity, JwksStandIn, assert_problem, http_client, localise,
+    Identities, Identity, JwksStandIn, Running, assert_problem, http_client, localise,
 };
 use platform_testkit::{Server, eventually, fresh_pg_database, unique_name, url};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
 /// How the shop is started.
@@ -56,23 +55,8 @@ pub struct TestApp {
     pub worker: Option<order_service::saga::SagaWorker>,
     /// Serves the user service's key set for as long as the shop runs.
     _jwks: JwksStandIn,
-    stops: Vec<oneshot::Sender<()>>,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        for stop in self.stops.drain(..) {
-            let _ = stop.send(());
-        }
-    }
-}
-
-fn stopper(stops: &mut Vec<oneshot::Sender<()>>) -> impl Future<Output = ()> + Send + 'static {
-    let (stop, stopped) = oneshot::channel::<()>();
-    stops.push(stop);
-    async move {
-        let _ = stopped.await;
-    }
+    /// Inventory, payment and order, stopped when the shop is dropped.
+    _services: [Running; 3],
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -86,7 +70,6 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     platform_http::install_crypto_provider();
     let identities = Identities::new();
     let jwks = identities.serve_jwks().await;
-    let mut stops = Vec::new();
 
     let mongo_url = url(Server::Mongo).await.unwrap();
     let mut inventory =
@@ -104,10 +87,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     inventory.own.reservations.sweep_interval_secs = options.reservation_sweep_secs;
     inventory.own.catalogue.seed_demo = false;
     let inventory_db_name = inventory.own.mongo.database.clone().unwrap();
-    let inventory_app = inventory_service::build(inventory).await.unwrap();
-    let inventory_url = format!("http://{}", inventory_app.http_addr());
-    let inventory_grpc = format!("http://{}", inventory_app.grpc_addr().unwrap());
-    tokio::spawn(inventory_app.run_until_stopped(stopper(&mut stops)));
+    let inventory_app = Running::start(inventory_service::build(inventory).await.unwrap());
+    let (inventory_url, inventory_grpc) = (inventory_app.url(), inventory_app.grpc_url());
 
     let payment_db = fresh_pg_database().await.unwrap();
     let mut payment = payment_service::Settings::new(payment_service::Config::with_database(
@@ -116,10 +97,8 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     localise(&mut payment.common, jwks.url()).await.unwrap();
     payment.common.nats = bus.clone();
     payment.own.provider.slow_card_delay_ms = options.slow_card_delay_ms;
-    let payment_app = payment_service::build(payment).await.unwrap();
-    let payments_url = format!("http://{}", payment_app.http_addr());
-    let payments_grpc = format!("http://{}", payment_app.grpc_addr().unwrap());
-    tokio::spawn(payment_app.run_until_stopped(stopper(&mut stops)));
+    let payment_app = Running::start(payment_service::build(payment).await.unwrap());
+    let (payments_url, payments_grpc) = (payment_app.url(), payment_app.grpc_url());
 
     let order_db = fresh_pg_database().await.unwrap();
     let mut order =
@@ -136,9 +115,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     let (order_app, worker) = order_service::build_with_worker(order.clone())
         .await
         .unwrap();
-    let orders_url = format!("http://{}", order_app.http_addr());
+    let order_app = Running::start(order_app);
+    let orders_url = order_app.url();
     let worker = (!options.saga).then_some(worker);
-    tokio::spawn(order_app.run_until_stopped(stopper(&mut stops)));
 
     let mongo = platform_testkit::mongo_client().await.unwrap();
     let admin = identities.admin();
@@ -155,7 +134,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         order_config: order,
         worker,
         _jwks: jwks,
-        stops,
+        _services: [inventory_app, payment_app, order_app],
     }
 }
 

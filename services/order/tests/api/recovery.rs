@@ -3,21 +3,16 @@
 
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use platform_testkit::service::Running;
 use uuid::Uuid;
 
 use crate::helpers::{Options, SUCCEEDS, TestApp, spawn_app_with};
 
 /// A second order service on the same database, with its own saga worker.
-async fn fresh_instance(shop: &TestApp) -> oneshot::Sender<()> {
+async fn fresh_instance(shop: &TestApp) -> Running {
     let mut settings = shop.order_config.clone();
     settings.own.saga.enabled = true;
-    let app = order_service::build(settings).await.unwrap();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(app.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    stop
+    Running::start(order_service::build(settings).await.unwrap())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -14,13 +14,12 @@ pub use platform_testkit::service::cards::{
     DECLINED, FAILS_ONCE, INSUFFICIENT_FUNDS, SLOW, SUCCEEDS,
 };
 use platform_testkit::service::{
-    Identities, Identity, JwksStandIn, SERVICE_SECRET, assert_problem, events, http_client,
-    localise,
+    Identities, Identity, JwksStandIn, Running, SERVICE_SECRET, assert_problem, events,
+    http_client, localise,
 };
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::sync::oneshot;
 use tonic::codegen::InterceptedService;
 use tonic::transport::Channel;
 use uuid::Uuid;
@@ -38,15 +37,8 @@ pub struct TestApp {
     pub identities: Identities,
     /// Serves the user service's key set for as long as the app runs.
     _jwks: JwksStandIn,
-    stop: Option<oneshot::Sender<()>>,
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-    }
+    /// The service, stopped when the app is dropped.
+    _service: Running,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -70,13 +62,8 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let jwks = identities.serve_jwks().await;
     let mut config = test_config(jwks.url()).await;
     customise(&mut config);
-    let application = payment_service::build(config.clone()).await.unwrap();
-    let address = format!("http://{}", application.http_addr());
-    let grpc_address = format!("http://{}", application.grpc_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(application.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
+    let service = Running::start(payment_service::build(config.clone()).await.unwrap());
+    let (address, grpc_address) = (service.url(), service.grpc_url());
     let pool = PgPool::connect(config.own.database.url.expose())
         .await
         .unwrap();
@@ -92,7 +79,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
         jetstream: jetstream::new(nats),
         identities,
         _jwks: jwks,
-        stop: Some(stop),
+        _service: service,
     }
 }
 

@@ -6,13 +6,14 @@ use platform_auth::{JwksVerifier, JwksVerifierConfig, TokenSigner};
 use platform_config::{JwtSettings, Secret};
 use platform_events::Namespace;
 use platform_events::outbox::postgres::PgOutbox;
-use platform_testkit::service::{Identities, assert_problem, events, http_client, localise};
+use platform_testkit::service::{
+    Identities, Running, assert_problem, events, http_client, localise,
+};
 pub use platform_testkit::service::{PASSWORD, SERVICE_SECRET};
 use platform_testkit::{fresh_pg_database, unique_name};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::sync::oneshot;
 use user_service::http::TokenResponse;
 use user_service::{Config, Settings};
 
@@ -26,8 +27,8 @@ pub struct TestApp {
     pub identities: Identities,
     pub namespace: Namespace,
     pub jetstream: jetstream::Context,
-    stop: Option<oneshot::Sender<()>>,
-    running: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The service, stopped when the app is dropped.
+    service: Running,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -53,13 +54,8 @@ pub async fn test_config() -> (Settings, String) {
 pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     let (mut config, pem) = test_config().await;
     customise(&mut config);
-    let application = user_service::build(config.clone()).await.unwrap();
-    let address = format!("http://{}", application.http_addr());
-    let grpc_address = format!("http://{}", application.grpc_addr().unwrap());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let running = tokio::spawn(application.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
+    let service = Running::start(user_service::build(config.clone()).await.unwrap());
+    let (address, grpc_address) = (service.url(), service.grpc_url());
     let pool = PgPool::connect(config.own.database.url.expose())
         .await
         .unwrap();
@@ -77,28 +73,14 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
         config,
         namespace,
         jetstream: jetstream::new(nats),
-        stop: Some(stop),
-        running: Some(running),
-    }
-}
-
-impl Drop for TestApp {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
+        service,
     }
 }
 
 impl TestApp {
     /// Stops the service and waits until it has.
-    pub async fn stop(mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(running) = self.running.take() {
-            running.await.unwrap().unwrap();
-        }
+    pub async fn stop(self) {
+        self.service.stop().await.unwrap();
     }
 
     pub fn url(&self, path: &str) -> String {
