@@ -18,7 +18,7 @@ use gateway::Config;
 use platform_auth::TokenSigner;
 use platform_config::{JwtSettings, Secret};
 use platform_testkit::service::{
-    Identities, JwksStandIn, PASSWORD, assert_problem, http_client, localise,
+    Identities, JwksStandIn, PASSWORD, Running, assert_problem, http_client, localise,
 };
 use platform_testkit::{Server, fresh_pg_database, unique_name, url};
 use serde_json::{Value, json};
@@ -475,8 +475,8 @@ pub async fn problem(response: reqwest::Response, status: u16) -> Value {
 /// The real user service on port 0, with its own database.
 pub struct UserService {
     pub url: String,
-    stop: Option<oneshot::Sender<()>>,
-    stopped: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Until [`UserService::stop`]; stopped when dropped.
+    service: Option<Running>,
 }
 
 impl UserService {
@@ -491,16 +491,10 @@ impl UserService {
             .await
             .unwrap();
         users.own.tokens.signing_key_pem = Some(Secret::new(TokenSigner::generate_pkcs8_pem()));
-        let service = user_service::build(users).await.unwrap();
-        let url = format!("http://{}", service.http_addr());
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(service.run_until_stopped(async {
-            let _ = stopped.await;
-        }));
+        let service = Running::start(user_service::build(users).await.unwrap());
         Self {
-            url,
-            stop: Some(stop),
-            stopped: Some(task),
+            url: service.url(),
+            service: Some(service),
         }
     }
 
@@ -510,23 +504,11 @@ impl UserService {
 
     /// Stops the service and waits until it no longer serves.
     pub async fn stop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(task) = self.stopped.take() {
-            tokio::time::timeout(Duration::from_secs(30), task)
+        if let Some(service) = self.service.take() {
+            tokio::time::timeout(Duration::from_secs(30), service.stop())
                 .await
                 .expect("the user service stops")
-                .unwrap()
                 .unwrap();
-        }
-    }
-}
-
-impl Drop for UserService {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
         }
     }
 }
