@@ -1,14 +1,14 @@
 //! The service kit: what every service of the platform shares, written once.
 //!
 //! A service's `main.rs` is one call, [`main`]; its `app.rs` builds only what is its own on a
-//! [`Kit`] and hands it its router:
+//! [`Kit`] and hands it its router (the payment service's `app.rs`, its provider left out):
 //!
 //! ```ignore
 //! pub async fn build(settings: Settings<Config>) -> anyhow::Result<Application> {
 //!     let mut kit = Kit::start(crate::SERVICE_NAME, &settings.common).await?;
 //!     let pool = kit.postgres(&settings.own.database, &MIGRATIONS).await?;   // + health check
 //!     kit.relay(PgOutbox::new(pool.clone(), kit.namespace().clone()));      // publish events
-//!     let payments = Payments::new(pool, kit.namespace().clone());
+//!     let payments = Payments::new(pool, kit.namespace().clone(), provider);
 //!     kit.grpc(PaymentServiceServer::new(PaymentGrpc::new(payments.clone())));
 //!     let verifier = kit.verifier()?;
 //!     kit.serve(http::router(AppState { payments, verifier }), http::openapi()).await
