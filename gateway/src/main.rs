@@ -11,6 +11,12 @@ use platform_telemetry::TelemetryConfig;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // `gateway healthcheck [--live]`: the container images have no curl.
+    let gateway = platform_registry::gateway();
+    if let Some(code) = platform_health::probe::run_if_asked(&gateway.env_prefix, gateway.http_port)
+    {
+        return code;
+    }
     platform_http::install_crypto_provider();
     let config = match Config::from_env() {
         Ok(config) => config,

@@ -26,6 +26,9 @@
 //! # }
 //! ```
 //!
+//! Container images have no shell or curl: a binary answers `<binary> healthcheck [--live]` with
+//! [`probe::run_if_asked`], a std-only `GET` of its own `/health/ready` (or `/health/live`).
+//!
 //! A warning is logged when a check goes down and an info line when it comes back, once per
 //! transition rather than on every probe. The readiness body names dependencies and carries their
 //! error messages: serve `/health/*` to the orchestrator, not through the public gateway.
@@ -34,6 +37,7 @@ mod check;
 mod grpc;
 mod health;
 mod http;
+pub mod probe;
 
 #[cfg(feature = "mongo")]
 mod mongo;

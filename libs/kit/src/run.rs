@@ -12,6 +12,9 @@ use crate::Application;
 /// A whole service `main`: reads the service's [`Settings`] from its variables (the prefix from
 /// `services.toml`), sets up telemetry, builds the service with `build`, and serves until
 /// SIGTERM or Ctrl-C. `service` is the service's binary name (`order-service`).
+///
+/// `<binary> healthcheck [--live]` probes the running service instead (see
+/// [`platform_health::probe`]): the container images have no curl.
 pub async fn main<S, F, Fut>(service: &'static str, build: F) -> ExitCode
 where
     S: DeserializeOwned,
@@ -19,6 +22,9 @@ where
     Fut: Future<Output = anyhow::Result<Application>>,
 {
     let entry = platform_registry::service(service);
+    if let Some(code) = platform_health::probe::run_if_asked(&entry.env_prefix, entry.http_port) {
+        return code;
+    }
     run_main(
         service,
         Settings::load(&entry.env_prefix),

@@ -47,7 +47,8 @@ pub struct TokenSettings {
     pub access_ttl_secs: u64,
     /// Refresh token lifetime in seconds.
     pub refresh_ttl_secs: u64,
-    /// The Ed25519 signing key, PKCS#8 PEM (`TOKENS__SIGNING_KEY_PEM`). Unset: a key is
+    /// The Ed25519 signing key, PKCS#8 PEM (`TOKENS__SIGNING_KEY_PEM`), with real line breaks
+    /// or on one line with `\n` escapes (the form an `.env` file can hold). Unset: a key is
     /// generated at start-up, which is only fit for a single development instance.
     pub signing_key_pem: Option<Secret>,
     /// The key's id (`kid`), published in the JWKS.
@@ -73,7 +74,7 @@ impl TokenSettings {
     pub fn signer(&self, variable: &str) -> anyhow::Result<TokenSigner> {
         let kid = self.signing_key_id.clone();
         match &self.signing_key_pem {
-            Some(pem) => TokenSigner::from_pkcs8_pem(kid, pem.expose())
+            Some(pem) => TokenSigner::from_pkcs8_pem(kid, &unescape_line_breaks(pem.expose()))
                 .with_context(|| format!("{variable} is not an Ed25519 PKCS#8 PEM key")),
             None => {
                 tracing::warn!(
@@ -97,6 +98,16 @@ impl TokenSettings {
     }
 }
 
+/// A PEM written on one line with `\n` escapes, as `.env` files and compose hold it, with its
+/// line breaks back; a PEM with real line breaks is returned as it is.
+fn unescape_line_breaks(pem: &str) -> String {
+    if pem.contains('\n') {
+        pem.to_owned()
+    } else {
+        pem.trim().replace("\\n", "\n")
+    }
+}
+
 /// An administrator to ensure at start-up.
 #[derive(Clone, Debug, Deserialize)]
 pub struct BootstrapAdmin {
@@ -116,6 +127,38 @@ mod tests {
             "USER_SERVICE",
             vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         )
+    }
+
+    #[test]
+    fn a_signing_key_on_one_line_with_escaped_line_breaks_is_accepted() {
+        let pem = TokenSigner::generate_pkcs8_pem();
+        let one_line = pem.trim_end().replace('\n', "\\n");
+        assert!(!one_line.contains('\n'));
+        let url = ("USER_SERVICE__DATABASE__URL", "postgres://u:p@db/users");
+        for form in [pem.as_str(), one_line.as_str()] {
+            let config = load(&[url, ("USER_SERVICE__TOKENS__SIGNING_KEY_PEM", form)]).unwrap();
+            let signer = config.own.tokens.signer("TOKENS__SIGNING_KEY_PEM").unwrap();
+            let original = TokenSigner::from_pkcs8_pem("k".to_owned(), &pem).unwrap();
+            assert_eq!(
+                serde_json::to_value(signer.public_jwk()).unwrap()["x"],
+                serde_json::to_value(original.public_jwk()).unwrap()["x"],
+                "the same key in both forms"
+            );
+        }
+        let garbled = load(&[
+            url,
+            ("USER_SERVICE__TOKENS__SIGNING_KEY_PEM", "-----BEGIN x\\n"),
+        ])
+        .unwrap();
+        let error = garbled
+            .own
+            .tokens
+            .signer("TOKENS__SIGNING_KEY_PEM")
+            .unwrap_err();
+        assert!(
+            format!("{error:#}").contains("TOKENS__SIGNING_KEY_PEM"),
+            "{error:#}"
+        );
     }
 
     #[test]

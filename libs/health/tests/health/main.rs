@@ -7,5 +7,6 @@ mod liveness;
 mod mongo_outage;
 mod nats_outage;
 mod postgres_outage;
+mod probe;
 mod redis_outage;
 mod timeouts;
