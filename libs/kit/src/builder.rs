@@ -117,8 +117,9 @@ impl Kit {
     }
 
     /// Connects to the service's MongoDB database (its name from the settings, else the one in
-    /// `services.toml`) and adds it to readiness. Connection and server selection give up after
-    /// 5 s, so a request fails, and readiness reports the outage, in seconds.
+    /// `services.toml`) and adds it to readiness, once the server answers (waiting for it up to
+    /// [`STORE_WAIT`], with a warning at each attempt). Connection and server selection give up
+    /// after 5 s, so a request fails, and readiness reports the outage, in seconds.
     pub async fn mongo(&mut self, settings: &MongoSettings) -> anyhow::Result<mongodb::Database> {
         let variable = self.variable("MONGO__URL");
         let mut options = mongodb::options::ClientOptions::parse(settings.url.expose())
@@ -131,8 +132,14 @@ impl Kit {
         options
             .connect_timeout
             .get_or_insert(Duration::from_secs(5));
-        let client = mongodb::Client::with_options(options).context(variable)?;
+        let client = mongodb::Client::with_options(options).context(variable.clone())?;
         let database = client.database(settings.database_or(&self.entry.database));
+        until_reachable("MongoDB", &variable, STORE_WAIT, mongo_unreachable, || {
+            std::future::IntoFuture::into_future(
+                database.run_command(mongodb::bson::doc! {"ping": 1}),
+            )
+        })
+        .await?;
         self.check(MongoCheck::new(database.clone()));
         Ok(database)
     }
@@ -285,7 +292,8 @@ impl Kit {
     }
 }
 
-/// Connects to a service's PostgreSQL database and brings its schema up to date: the service's
+/// Connects to a service's PostgreSQL database (waiting for it up to [`STORE_WAIT`] while it
+/// cannot be reached, with a warning at each attempt) and brings its schema up to date: the service's
 /// own migrations, then the outbox and inbox tables of the events library. `variable` names
 /// the setting, for the error message. (What [`Kit::postgres`] does, for commands that run
 /// without serving.)
@@ -294,17 +302,128 @@ pub async fn connect_postgres(
     migrations: &sqlx::migrate::Migrator,
     variable: &str,
 ) -> anyhow::Result<PgPool> {
-    let pool = sqlx::postgres::PgPoolOptions::new()
+    let options = sqlx::postgres::PgPoolOptions::new()
         .max_connections(settings.max_connections)
         // Short, so readiness reports a database outage within its own timeout.
-        .acquire_timeout(Duration::from_secs(1))
-        .connect(settings.url.expose())
-        .await
-        .with_context(|| format!("connecting to PostgreSQL ({variable})"))?;
+        .acquire_timeout(Duration::from_secs(1));
+    let pool = until_reachable(
+        "PostgreSQL",
+        variable,
+        STORE_WAIT,
+        postgres_unreachable,
+        || options.clone().connect(settings.url.expose()),
+    )
+    .await?;
     migrations
         .run(&pool)
         .await
         .context("running the service's migrations")?;
     platform_events::outbox::postgres::migrate(&pool).await?;
     Ok(pool)
+}
+
+/// How long a starting service waits for its database to answer before it gives up.
+pub const STORE_WAIT: Duration = Duration::from_secs(300);
+
+fn postgres_unreachable(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_)
+    )
+}
+
+fn mongo_unreachable(error: &mongodb::error::Error) -> bool {
+    matches!(
+        *error.kind,
+        mongodb::error::ErrorKind::ServerSelection { .. } | mongodb::error::ErrorKind::Io(_)
+    )
+}
+
+/// Runs `connect` until it succeeds, while the failure is one of reaching the server (refused,
+/// unresolvable, timed out: the store is still starting, or down), logging a warning that
+/// names the store and why at each attempt, for at most `wait`. Any other failure (a wrong
+/// password, a missing database) is returned at once: waiting would not mend it.
+async fn until_reachable<T, E, F, Fut>(
+    store: &str,
+    variable: &str,
+    wait: Duration,
+    unreachable: fn(&E) -> bool,
+    mut connect: F,
+) -> anyhow::Result<T>
+where
+    E: std::error::Error + Send + Sync + 'static,
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut pause = Duration::from_millis(250);
+    loop {
+        match connect().await {
+            Ok(connected) => return Ok(connected),
+            Err(error) if unreachable(&error) && tokio::time::Instant::now() + pause < deadline => {
+                tracing::warn!(
+                    error = %error,
+                    retry_in_ms = pause.as_millis() as u64,
+                    "{store} ({variable}) cannot be reached yet; not ready until it can"
+                );
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(5));
+            }
+            Err(error) => {
+                return Err(anyhow::Error::new(error)
+                    .context(format!("connecting to {store} ({variable})")));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_store_is_retried_until_the_wait_is_over() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("postgres://u:p@{}/db", listener.local_addr().unwrap());
+        drop(listener);
+        let attempts = std::sync::atomic::AtomicUsize::new(0);
+        let error = until_reachable(
+            "PostgreSQL",
+            "X__DATABASE__URL",
+            Duration::from_secs(1),
+            postgres_unreachable,
+            || {
+                attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                sqlx::postgres::PgPoolOptions::new()
+                    .acquire_timeout(Duration::from_millis(200))
+                    .connect(&url)
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(attempts.into_inner() >= 2, "retried");
+        assert!(
+            format!("{error:#}").contains("X__DATABASE__URL"),
+            "{error:#}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refusal_that_waiting_cannot_mend_is_returned_at_once() {
+        let attempts = std::sync::atomic::AtomicUsize::new(0);
+        let error = until_reachable(
+            "PostgreSQL",
+            "X__DATABASE__URL",
+            Duration::from_secs(60),
+            postgres_unreachable,
+            || {
+                attempts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::future::ready(Err::<(), _>(sqlx::Error::Configuration("bad url".into())))
+            },
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(attempts.into_inner(), 1);
+        assert!(format!("{error:#}").contains("bad url"), "{error:#}");
+    }
 }
