@@ -3,6 +3,10 @@
 //! CONFIRMED (or CANCELLED), again and again. Prints orders per second, the latency from
 //! placing an order to seeing it confirmed (p50, p95, p99), errors, and each process's resident
 //! memory idle and under load.
+//!
+//! With `E2E_GATEWAY_URL` set it loads that deployment instead of starting a platform (see
+//! [`crate::deployed`]: its administrator signs in, each customer is a client of its own, SKUs and
+//! addresses are unique to the run); memory is then not measured (the processes are elsewhere).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -14,6 +18,7 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::client::{Client, Customer};
+use crate::deployed::{Deployed, READY_TIMEOUT};
 use crate::launcher::{Infra, Platform, PlatformConfig, Ports, Service};
 
 /// What to run.
@@ -67,46 +72,95 @@ fn bench_config() -> anyhow::Result<PlatformConfig> {
 
 const ADMIN: (&str, &str) = ("admin@bench.example", "correct horse battery staple");
 
-/// Eight products with stock no run exhausts, and `customers` signed-in customers with a card.
+/// Each process's resident memory, in KiB.
+type Memory = BTreeMap<Service, u64>;
+
+/// A customer checking out: their client, themselves, their card.
+type Worker = (Client, Customer, Uuid);
+
+/// Eight products with stock no run exhausts, and `customers` signed-in customers with a card,
+/// each with a client from `client`. `run`, if any, makes SKUs and addresses unique to the run.
 async fn set_up(
-    client: &Client,
+    client: impl Fn() -> Client,
+    admin: (&str, &str),
+    run: Option<&str>,
     customers: usize,
-) -> anyhow::Result<(Vec<String>, Vec<(Customer, Uuid)>)> {
-    let admin = client.sign_in(ADMIN.0, ADMIN.1).await?;
+) -> anyhow::Result<(Vec<String>, Vec<Worker>)> {
+    let suffix = run.map_or_else(String::new, |run| format!("-{run}"));
+    let admin_client = client();
+    let admin = admin_client.sign_in(admin.0, admin.1).await?;
     let mut skus = Vec::new();
     for index in 0..8 {
-        let sku = format!("BENCH-{index}");
+        let sku = format!("BENCH-{index}{}", suffix.to_ascii_uppercase());
         skus.push(
-            client
+            admin_client
                 .create_product(&admin, &sku, 500 + index * 100, 1_000_000)
                 .await?,
         );
     }
     let mut signed_in = Vec::new();
     for index in 0..customers {
+        let client = client();
         let customer = client
-            .customer(&format!("customer-{index}@bench.example"), "Bench")
+            .customer(&format!("customer-{index}{suffix}@bench.example"), "Bench")
             .await?;
         let card = client.add_card(&customer, "4242 4242 4242 4242").await?;
-        signed_in.push((customer, card));
+        signed_in.push((client, customer, card));
     }
     Ok((skus, signed_in))
 }
 
-/// Starts a fresh platform on free ports, loads it, prints the figures, stops it.
+/// Starts a fresh platform on free ports (or targets the deployment `E2E_GATEWAY_URL` names),
+/// loads it, prints the figures, stops it.
 pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     anyhow::ensure!(
         options.concurrency > 0 && options.duration > 0,
         "concurrency and duration must be positive"
     );
+    if let Some(deployed) = Deployed::from_env() {
+        return run_deployed(&options, &deployed?).await;
+    }
     let config = bench_config()?;
     eprintln!("bench: starting the platform ({})", config.namespace);
     let platform = Platform::start(config).await?;
     let client = Client::new(platform.gateway_url());
-    let (skus, customers) = set_up(&client, options.concurrency).await?;
+    let (skus, customers) = set_up(|| client.clone(), ADMIN, None, options.concurrency).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = memory(&platform);
+    let (elapsed, results, peak) = load(&options, skus, customers, || memory(&platform)).await?;
+    print_report(&options, &results, elapsed, Some((&idle, &peak)));
+    platform.shutdown().await?;
+    Ok(())
+}
 
+/// Loads the deployment `deployed`, prints the figures (without memory).
+async fn run_deployed(options: &BenchOptions, deployed: &Deployed) -> anyhow::Result<()> {
+    eprintln!(
+        "bench: loading the deployment at {}",
+        deployed.gateway_url()
+    );
+    deployed.wait_ready(READY_TIMEOUT).await?;
+    let run = Uuid::now_v7().simple().to_string();
+    let (skus, customers) = set_up(
+        || deployed.client(),
+        deployed.admin()?,
+        Some(&run),
+        options.concurrency,
+    )
+    .await?;
+    let (elapsed, results, _) = load(options, skus, customers, BTreeMap::new).await?;
+    print_report(options, &results, elapsed, None);
+    Ok(())
+}
+
+/// Each customer checks out again and again for the options' duration; returns the time it took,
+/// the results and each process's peak of `memory` (sampled every 250 ms).
+async fn load(
+    options: &BenchOptions,
+    skus: Vec<String>,
+    customers: Vec<Worker>,
+    memory: impl Fn() -> Memory,
+) -> anyhow::Result<(Duration, Results, Memory)> {
     eprintln!(
         "bench: {} customers checking out for {} s",
         options.concurrency, options.duration
@@ -119,8 +173,7 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
     let workers: Vec<_> = customers
         .into_iter()
         .enumerate()
-        .map(|(index, (customer, card))| {
-            let client = client.clone();
+        .map(|(index, (client, customer, card))| {
             let skus = skus.clone();
             let results = Arc::clone(&results);
             let running = Arc::clone(&running);
@@ -149,9 +202,9 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         })
         .collect();
 
-    let mut peak: BTreeMap<Service, u64> = BTreeMap::new();
+    let mut peak = Memory::new();
     while Instant::now() < deadline && workers.iter().any(|worker| !worker.is_finished()) {
-        for (service, rss) in memory(&platform) {
+        for (service, rss) in memory() {
             let entry = peak.entry(service).or_default();
             *entry = (*entry).max(rss);
         }
@@ -162,10 +215,8 @@ pub async fn run(options: BenchOptions) -> anyhow::Result<()> {
         worker.await.context("a bench worker failed")?;
     }
     let elapsed = started.elapsed();
-    let results = results.lock().await;
-    print_report(&options, &results, elapsed, &idle, &peak);
-    platform.shutdown().await?;
-    Ok(())
+    let results = std::mem::take(&mut *results.lock().await);
+    Ok((elapsed, results, peak))
 }
 
 /// One checkout: place, then poll until finished. Returns the final status and the time from
@@ -191,7 +242,7 @@ async fn checkout(
     ))
 }
 
-fn memory(platform: &Platform) -> BTreeMap<Service, u64> {
+fn memory(platform: &Platform) -> Memory {
     Service::all()
         .filter_map(|service| platform.rss_kib(service).map(|rss| (service, rss)))
         .collect()
@@ -209,8 +260,7 @@ fn print_report(
     options: &BenchOptions,
     results: &Results,
     elapsed: Duration,
-    idle: &BTreeMap<Service, u64>,
-    peak: &BTreeMap<Service, u64>,
+    memory: Option<(&Memory, &Memory)>,
 ) {
     let mut latencies = results.latencies.clone();
     latencies.sort();
@@ -238,6 +288,10 @@ fn print_report(
         ms(percentile(&latencies, 0.95)),
         ms(percentile(&latencies, 0.99))
     );
+    let Some((idle, peak)) = memory else {
+        println!("  resident memory    not measured (a deployment's processes are elsewhere)");
+        return;
+    };
     println!("  resident memory (MiB)   idle   under load");
     for service in Service::all() {
         println!(

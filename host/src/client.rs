@@ -1,8 +1,10 @@
 //! A client of the platform, as an application would use it: everything through the gateway.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -22,10 +24,13 @@ pub struct Customer {
 }
 
 /// The platform's public API, through the gateway.
+///
+/// Clones share their connections and their [`Client::forwarded_for`] address.
 #[derive(Clone, Debug)]
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    forwarded_for: Option<IpAddr>,
 }
 
 impl Client {
@@ -34,12 +39,36 @@ impl Client {
         platform_http::install_crypto_provider();
         Self {
             base: base.into(),
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(30))
-                .pool_max_idle_per_host(64)
-                .build()
-                .expect("building the HTTP client"),
+            http: http_client(None),
+            forwarded_for: None,
         }
+    }
+
+    /// The same client, sending `X-Forwarded-For: {address}` on every request (also those made
+    /// through [`Client::http`]). A gateway that trusts the header
+    /// (`GATEWAY__RATE_LIMIT__TRUST_FORWARDED_FOR=true`) counts this client's requests against
+    /// `address`'s quotas instead of its peer's.
+    #[must_use]
+    pub fn forwarded_for(self, address: IpAddr) -> Self {
+        Self {
+            base: self.base,
+            http: http_client(Some(address)),
+            forwarded_for: Some(address),
+        }
+    }
+
+    /// The same client, as if from an address of its own: [`Client::forwarded_for`] a random
+    /// `10.x.y.z` (only ever written in the header, never connected to). Clients made this way
+    /// get separate rate-limit quotas from a gateway that trusts the header.
+    #[must_use]
+    pub fn with_random_address(self) -> Self {
+        let [a, b, c, ..] = *Uuid::new_v4().as_bytes();
+        self.forwarded_for(IpAddr::V4(Ipv4Addr::new(10, a, b, c)))
+    }
+
+    /// The address it sends in `X-Forwarded-For`, if any.
+    pub fn forwarded_address(&self) -> Option<IpAddr> {
+        self.forwarded_for
     }
 
     /// The URL of a path.
@@ -264,4 +293,21 @@ impl Client {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// The HTTP client under a [`Client`]: `X-Forwarded-For` on every request if `forwarded_for`.
+fn http_client(forwarded_for: Option<IpAddr>) -> reqwest::Client {
+    let mut headers = HeaderMap::new();
+    if let Some(address) = forwarded_for {
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::try_from(address.to_string()).expect("an address is a valid header"),
+        );
+    }
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .pool_max_idle_per_host(64)
+        .default_headers(headers)
+        .build()
+        .expect("building the HTTP client")
 }

@@ -220,11 +220,7 @@ impl PlatformConfig {
 
     /// The PostgreSQL URL of one of this platform's databases.
     pub fn postgres_url(&self, name: &str) -> String {
-        let server = &self.infra.postgres;
-        let base = server
-            .rsplit_once('/')
-            .map_or(server.as_str(), |(base, _)| base);
-        format!("{base}/{}", self.database(name))
+        database_url(&self.infra.postgres, &self.database(name))
     }
 
     /// Sets an extra variable for a process.
@@ -312,6 +308,24 @@ impl PlatformConfig {
         }
         env.extend(self.extra_env.get(&service).cloned().unwrap_or_default());
         env
+    }
+}
+
+/// The URL of the database `database` on the PostgreSQL server that `server` (a URL of any of
+/// its databases, or of none) points at: the same scheme, credentials, host and query, with
+/// `database` as the path.
+pub fn database_url(server: &str, database: &str) -> String {
+    let (address, query) = match server.split_once('?') {
+        Some((address, query)) => (address, Some(query)),
+        None => (server, None),
+    };
+    let authority = address.find("://").map_or(0, |scheme| scheme + 3);
+    let base = address[authority..]
+        .find('/')
+        .map_or(address, |path| &address[..authority + path]);
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
     }
 }
 
@@ -543,4 +557,39 @@ pub fn persistent_signing_key(path: &Path) -> anyhow::Result<String> {
     }
     std::fs::write(path, &pem).with_context(|| format!("writing {}", path.display()))?;
     Ok(pem)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::database_url;
+
+    #[test]
+    fn a_database_url_keeps_everything_of_the_server_url_but_the_database() {
+        assert_eq!(
+            database_url(
+                "postgres://postgres:postgres@127.0.0.1:55432/postgres",
+                "orders"
+            ),
+            "postgres://postgres:postgres@127.0.0.1:55432/orders"
+        );
+        assert_eq!(
+            database_url("postgres://u:p@db:5432", "users"),
+            "postgres://u:p@db:5432/users"
+        );
+        assert_eq!(
+            database_url("postgres://u:p@db:5432/", "users"),
+            "postgres://u:p@db:5432/users"
+        );
+        assert_eq!(
+            database_url(
+                "postgres://u:p@db/postgres?sslmode=disable",
+                "e2e_x_payments"
+            ),
+            "postgres://u:p@db/e2e_x_payments?sslmode=disable"
+        );
+        assert_eq!(
+            database_url("postgresql://u:p@db?sslmode=require", "notifications"),
+            "postgresql://u:p@db/notifications?sslmode=require"
+        );
+    }
 }

@@ -4,11 +4,15 @@
 //! processes, each its own binary, each with its own database (as the registry says: PostgreSQL
 //! or MongoDB) on the local infrastructure, and waits until all are ready. This crate links no
 //! service: what it knows of them comes from the registry. The end-to-end tests, `platform run` (`make run`) and `platform bench` (`make bench`)
-//! all start the platform this way.
+//! all start the platform this way. [`Deployed`] is a platform already running elsewhere (a
+//! deployment reached through its gateway), which the end-to-end tests and `platform bench`
+//! target instead when `E2E_GATEWAY_URL` names one.
 
 pub mod bench;
 pub mod client;
+pub mod deployed;
 pub mod launcher;
 
 pub use client::{Client, Customer};
+pub use deployed::Deployed;
 pub use launcher::{Infra, Platform, PlatformConfig, Ports, Service};

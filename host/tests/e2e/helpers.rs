@@ -1,13 +1,103 @@
-//! Starting a platform of its own for a test.
+//! What a test runs against: a platform of its own, or the deployment `E2E_GATEWAY_URL` names
+//! (see `platform_host::deployed` for every variable).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-use platform_host::{Client, Customer, Infra, Platform, PlatformConfig, Ports, Service};
+use platform_host::{Client, Customer, Deployed, Infra, Platform, PlatformConfig, Ports, Service};
 use platform_testkit::{Server, unique_name, url};
 
+/// The administrator of a platform of its own.
 pub const ADMIN: (&str, &str) = ("operator@e2e.example", "correct horse battery staple");
+
+/// The deployment the environment names, read once; `None`: each test starts a platform.
+pub fn deployment() -> Option<&'static Deployed> {
+    static DEPLOYMENT: OnceLock<Option<Deployed>> = OnceLock::new();
+    DEPLOYMENT
+        .get_or_init(|| {
+            Deployed::from_env().map(|deployed| {
+                deployed.unwrap_or_else(|error| panic!("E2E_GATEWAY_URL is set, but: {error:#}"))
+            })
+        })
+        .as_ref()
+}
+
+/// What a test runs against.
+pub enum Target {
+    /// A platform of its own: its data is all the test's.
+    Own(Box<Platform>),
+    /// A deployment shared with the demo catalogue and other tests (concurrent journeys): the
+    /// test touches only what it created itself.
+    Deployed(&'static Deployed),
+}
+
+impl Target {
+    /// Whether it is a platform of the test's own.
+    pub fn is_own(&self) -> bool {
+        matches!(self, Self::Own(_))
+    }
+
+    /// The administrator's email and password.
+    pub fn admin(&self) -> (&str, &str) {
+        match self {
+            Self::Own(_) => ADMIN,
+            Self::Deployed(deployed) => deployed.admin().unwrap_or_else(|error| panic!("{error}")),
+        }
+    }
+
+    /// The PostgreSQL URL of a service's database (`orders`).
+    pub fn postgres_url(&self, database: &str) -> String {
+        match self {
+            Self::Own(platform) => platform.config().postgres_url(database),
+            Self::Deployed(deployed) => deployed
+                .database_url(database)
+                .unwrap_or_else(|error| panic!("{error}")),
+        }
+    }
+
+    /// A service's MongoDB database (`inventory`), on the server of `MONGODB_URL`.
+    pub async fn mongo_database(&self, database: &str) -> mongodb::Database {
+        let name = match self {
+            Self::Own(platform) => platform.config().database(database),
+            Self::Deployed(deployed) => deployed.database(database),
+        };
+        let client = platform_testkit::mongo_client()
+            .await
+            .unwrap_or_else(|error| {
+                panic!("MONGODB_URL must name the platform's MongoDB-wire server: {error:#}")
+            });
+        client.database(&name)
+    }
+
+    /// Kills a process at once (SIGKILL).
+    pub async fn kill(&mut self, service: Service) {
+        match self {
+            Self::Own(platform) => platform.kill(service).unwrap(),
+            Self::Deployed(deployed) => deployed
+                .kill(service)
+                .await
+                .unwrap_or_else(|error| panic!("killing {service}: {error:#}")),
+        }
+    }
+
+    /// Starts a killed process again and waits until the platform is ready again.
+    pub async fn restart(&mut self, service: Service) {
+        match self {
+            Self::Own(platform) => platform.restart(service).await.unwrap(),
+            Self::Deployed(deployed) => deployed
+                .start(service)
+                .await
+                .unwrap_or_else(|error| panic!("starting {service} again: {error:#}")),
+        }
+    }
+}
+
+/// A SKU no other test or run uses: `{prefix}-{unique}`, upper case (as the catalogue keeps it).
+pub fn unique_sku(prefix: &str) -> String {
+    unique_name(prefix).replace('_', "-").to_ascii_uppercase()
+}
 
 /// The directory of the services' and the gateway's binaries. This crate links none of them:
 /// `cargo nextest run --workspace` (`make test`) builds them with the tests, beside this
@@ -28,9 +118,22 @@ fn service_binaries() -> PathBuf {
     dir
 }
 
-/// A platform of its own: databases, NATS namespace and Redis keys under a unique prefix.
-pub async fn platform(customise: impl FnOnce(&mut PlatformConfig)) -> (Platform, Client) {
+/// What the test runs against, and a client of its gateway: the deployment `E2E_GATEWAY_URL`
+/// names, or else a platform of its own (databases, NATS namespace and Redis keys under a unique
+/// prefix) configured by `customise`.
+///
+/// A deployment runs as it was deployed: `customise` is not applied to it, so a test whose
+/// assertions depend on its customisation reads what the deployment does instead (as the
+/// rate-limit test reads the limit from the gateway's headers).
+pub async fn target(customise: impl FnOnce(&mut PlatformConfig)) -> (Target, Client) {
     platform_http::install_crypto_provider();
+    if let Some(deployed) = deployment() {
+        deployed
+            .wait_ready(platform_host::deployed::READY_TIMEOUT)
+            .await
+            .unwrap_or_else(|error| panic!("the deployment at E2E_GATEWAY_URL: {error:#}"));
+        return (Target::Deployed(deployed), deployed.client());
+    }
     let namespace = unique_name("e2e");
     let mut config = PlatformConfig {
         bin_dir: service_binaries(),
@@ -71,7 +174,7 @@ pub async fn platform(customise: impl FnOnce(&mut PlatformConfig)) -> (Platform,
         .await
         .unwrap_or_else(|error| panic!("the platform did not start: {error:#}"));
     let client = Client::new(platform.gateway_url());
-    (platform, client)
+    (Target::Own(Box::new(platform)), client)
 }
 
 /// A new customer with a card.

@@ -1,5 +1,14 @@
 //! The whole platform as real processes on free ports, driven only through the gateway, as a
 //! client would; the stores are read directly only to check the invariants.
+//!
+//! With `E2E_GATEWAY_URL` set, the tests target that deployment instead of starting platforms
+//! (`platform_host::deployed` lists its variables). They touch only what they create there, so
+//! the journeys may run side by side; the chaos tests kill services, so one at a time:
+//!
+//! ```text
+//! cargo nextest run -p platform-host --test e2e -E 'test(/^journeys::/)'
+//! cargo nextest run -p platform-host --test e2e -E 'test(/^chaos::/)' --test-threads 1
+//! ```
 
 mod chaos;
 mod helpers;
