@@ -1,5 +1,12 @@
 //! Password hashing with argon2id (the `argon2` crate's defaults: 19 MiB, 2 passes, OWASP's
 //! recommended minimum), off the async runtime because each hash takes tens of milliseconds.
+//!
+//! At most one hash per core runs at a time; the others wait their turn. Each takes 19 MiB
+//! while it runs, so a burst of sign-ins would otherwise hold 19 MiB per request at once (and
+//! the allocator keeps what it once held): the memory limit of the user service's container
+//! is what this bound makes safe.
+
+use std::sync::LazyLock;
 
 use anyhow::Context as _;
 use argon2::Argon2;
@@ -36,6 +43,7 @@ impl Passwords {
         let exists = stored.is_some();
         let stored = stored.unwrap_or(&self.decoy).to_owned();
         let password = password.to_owned();
+        let _turn = turn().await?;
         let matches = tokio::task::spawn_blocking(move || {
             Argon2::default()
                 .verify_password(password.as_bytes(), stored.as_str())
@@ -47,7 +55,23 @@ impl Passwords {
     }
 }
 
+/// Hashes running at once: one per core.
+static HASHING: LazyLock<tokio::sync::Semaphore> = LazyLock::new(|| {
+    tokio::sync::Semaphore::new(
+        std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+    )
+});
+
+/// A turn to hash, held until the hash is done.
+async fn turn() -> anyhow::Result<tokio::sync::SemaphorePermit<'static>> {
+    HASHING
+        .acquire()
+        .await
+        .context("the password hasher is closed")
+}
+
 async fn hash(password: String) -> anyhow::Result<String> {
+    let _turn = turn().await?;
     tokio::task::spawn_blocking(move || {
         Argon2::default()
             .hash_password(password.as_bytes())
