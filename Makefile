@@ -7,7 +7,7 @@ SHELL := /bin/bash
 
 INFRA := scripts/infra.sh
 
-.PHONY: help infra-up infra-down infra-status infra-reset run bench bench-gateway test lint fmt build
+.PHONY: help infra-up infra-down infra-status infra-reset run bench bench-gateway test test-native test-compose up down images standins bench-compose lint fmt build
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -39,7 +39,9 @@ bench-gateway: infra-up ## Requests/s and latency: upstream direct vs nginx vs t
 	cargo build --release -p gateway -p bench
 	target/release/bench gateway $(BENCH_GATEWAY_ARGS)
 
-test: infra-up ## Start the local infrastructure and run every test in the workspace.
+test: test-native test-compose ## Every test: the workspace against local infrastructure, then the compose stack in containers.
+
+test-native: infra-up ## Start the local infrastructure and run every test in the workspace.
 	eval "$$($(INFRA) env)"
 	if cargo nextest --version >/dev/null 2>&1; then
 	  cargo nextest run --workspace --no-fail-fast
@@ -47,6 +49,24 @@ test: infra-up ## Start the local infrastructure and run every test in the works
 	  cargo test --workspace --no-fail-fast
 	fi
 	cargo test --workspace --doc
+
+test-compose: ## Build the images (and stand-ins), bring up a compose stack of its own, run the journeys and chaos tests against it, then down -v.
+	scripts/compose.sh test
+
+up: ## docker compose up: build the images (and stand-ins without a registry), start, wait until all healthy.
+	scripts/compose.sh up
+
+down: ## Stop the compose stack (data kept; `scripts/compose.sh down -v` deletes it).
+	scripts/compose.sh down
+
+images: ## Build the six service images (platform/<service>:0.1.0) and print their sizes.
+	scripts/compose.sh images
+
+standins: ## Build local stand-ins for the third-party images (no registry needed).
+	scripts/standins.sh build
+
+bench-compose: ## `make bench` against the running compose stack, with each container's memory idle and under load.
+	scripts/compose.sh bench $(BENCH_ARGS)
 
 lint: ## Formatting and clippy, as CI runs them.
 	cargo fmt --all -- --check

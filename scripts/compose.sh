@@ -1,0 +1,309 @@
+#!/usr/bin/env bash
+# The platform under Docker Compose, on machines with or without an image registry.
+#
+#   scripts/compose.sh images         build the six images (and the stand-ins when needed)
+#   scripts/compose.sh up             images, `up -d`, wait until every container is healthy
+#   scripts/compose.sh down [ARGS]    `down` (add -v to delete the data)
+#   scripts/compose.sh stats          each container's memory and CPU now (`docker stats`)
+#   scripts/compose.sh bench [ARGS]   up (as `test` configures it), `platform bench` through the
+#                                     published gateway, each container's memory idle and under load
+#   scripts/compose.sh test           CI: a stack of its own, all-healthy, the end-to-end journeys
+#                                     and chaos tests against it, restart and outage checks, down -v
+#   scripts/compose.sh kill|start SERVICE
+#                                     SIGKILL a container / start it again (the chaos tests use these)
+#   scripts/compose.sh compose ARGS   any compose command, with the right files
+#
+# It uses `docker compose` (v2) when present, else `docker-compose` (v1): docker-compose.yml
+# works with both. When `mongo:8.0` can be neither found nor pulled (no registry), it builds
+# local stand-ins (scripts/standins.sh) and adds docker-compose.standins.yml; STANDINS=1 or
+# STANDINS=0 decides instead. Extra CA certificates the host trusts
+# (/usr/local/share/ca-certificates, a TLS-inspecting proxy's) are copied into docker/extra-ca/
+# for the image build's builder stage only.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+SERVICES=(user-service order-service payment-service inventory-service notification-service gateway)
+IMAGE_PREFIX=${IMAGE_PREFIX:-platform}
+IMAGE_TAG=${IMAGE_TAG:-0.1.0}
+HEALTHY_WITHIN=${COMPOSE_HEALTHY_WITHIN:-300}
+WORK=$ROOT/.local/compose
+
+log() { echo "compose: $*" >&2; }
+die() { echo "compose: error: $*" >&2; exit 1; }
+
+docker info >/dev/null 2>&1 || die "the Docker engine does not answer (is it running, may this user use it?)"
+
+if docker compose version >/dev/null 2>&1; then
+  COMPOSE_CMD=(docker compose)
+elif command -v docker-compose >/dev/null; then
+  COMPOSE_CMD=(docker-compose)
+else
+  die "neither 'docker compose' nor 'docker-compose' is installed"
+fi
+
+# Whether the third-party images are stand-ins built here.
+standins() {
+  case ${STANDINS:-auto} in
+    1 | true | yes) return 0 ;;
+    0 | false | no) return 1 ;;
+  esac
+  if [[ -z ${STANDINS_DECIDED:-} ]]; then
+    if docker image inspect mongo:8.0 >/dev/null 2>&1 \
+      || timeout 60 docker pull -q mongo:8.0 >/dev/null 2>&1; then
+      STANDINS_DECIDED=0
+    else
+      log "mongo:8.0 can be neither found nor pulled: using local stand-ins (docker-compose.standins.yml)"
+      STANDINS_DECIDED=1
+    fi
+    export STANDINS_DECIDED
+  fi
+  [[ $STANDINS_DECIDED == 1 ]]
+}
+
+FILES=(-f docker-compose.yml)
+compose_files() {
+  FILES=(-f docker-compose.yml)
+  if standins; then FILES+=(-f docker-compose.standins.yml); fi
+  if [[ -n ${COMPOSE_EXTRA_FILE:-} ]]; then FILES+=(-f "$COMPOSE_EXTRA_FILE"); fi
+}
+
+compose() {
+  compose_files
+  "${COMPOSE_CMD[@]}" "${FILES[@]}" "$@"
+}
+
+# The CA certificates of the build network, for the builder stage (never a runtime image):
+# those added to the host's store by hand (/usr/local/share/ca-certificates, as Debian and
+# Ubuntu keep them), and the host's whole trusted bundle, wherever its extra ones came from.
+extra_ca() {
+  mkdir -p docker/extra-ca
+  find docker/extra-ca -maxdepth 1 -name '*.crt' -delete
+  if [[ -d /usr/local/share/ca-certificates ]]; then
+    find /usr/local/share/ca-certificates -name '*.crt' -type f -exec cp {} docker/extra-ca/ \;
+  fi
+  if [[ -f /etc/ssl/certs/ca-certificates.crt ]]; then
+    cp /etc/ssl/certs/ca-certificates.crt docker/extra-ca/host-trusted-bundle.crt
+  fi
+  return 0
+}
+
+images() {
+  if standins; then
+    "$ROOT/scripts/standins.sh" build
+  fi
+  extra_ca
+  local revision version started=$SECONDS
+  revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+  version=$IMAGE_TAG
+  mkdir -p "$WORK"
+  for service in "${SERVICES[@]}"; do
+    log "building $IMAGE_PREFIX/$service:$IMAGE_TAG (log: .local/compose/build-$service.log)"
+    if ! docker build --force-rm --target "$service" \
+      --build-arg VERSION="$version" --build-arg REVISION="$revision" \
+      -t "$IMAGE_PREFIX/$service:$IMAGE_TAG" . >"$WORK/build-$service.log" 2>&1; then
+      tail -n 40 "$WORK/build-$service.log" >&2
+      die "building $service failed (the whole log: .local/compose/build-$service.log)"
+    fi
+  done
+  log "images built in $((SECONDS - started)) s:"
+  for service in "${SERVICES[@]}"; do
+    docker image inspect -f "{{.Size}}" "$IMAGE_PREFIX/$service:$IMAGE_TAG" \
+      | awk -v name="$IMAGE_PREFIX/$service:$IMAGE_TAG" '{printf "compose:   %-42s %5.1f MB\n", name, $1 / 1e6}' >&2
+  done
+}
+
+# Waits until every container of the project is healthy; on timeout, names the others.
+wait_healthy() {
+  local deadline=$((SECONDS + HEALTHY_WITHIN)) expected=${1:-0} ids states unhealthy
+  while :; do
+    mapfile -t ids < <(compose ps -q)
+    unhealthy=()
+    for id in "${ids[@]}"; do
+      states=$(docker inspect -f '{{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id")
+      [[ $states == *" healthy" ]] || unhealthy+=("${states#/}")
+    done
+    if ((${#ids[@]} >= expected && ${#ids[@]} > 0 && ${#unhealthy[@]} == 0)); then
+      log "all ${#ids[@]} containers healthy"
+      return 0
+    fi
+    if ((SECONDS > deadline)); then
+      log "not healthy within ${HEALTHY_WITHIN} s: ${unhealthy[*]:-no containers}"
+      return 1
+    fi
+    sleep 2
+  done
+}
+
+container() { compose ps -q "$1"; }
+
+health_of() { docker inspect -f '{{.State.Health.Status}}' "$(container "$1")"; }
+
+up() {
+  images
+  compose up -d
+  wait_healthy 11
+  local address=${PUBLISH_ADDRESS:-127.0.0.1}
+  log "the platform is up:"
+  log "  http://$address:${GATEWAY_PORT:-8080}        the API (http://$address:${GATEWAY_PORT:-8080}/docs for its documentation)"
+  log "  http://$address:${MAIL_UI_PORT:-8025}        the mail UI"
+}
+
+stats() {
+  mapfile -t ids < <(compose ps -q)
+  ((${#ids[@]})) || die "no container is running"
+  docker stats --no-stream --format 'table {{.Name}}\t{{.MemUsage}}\t{{.CPUPerc}}' "${ids[@]}"
+}
+
+# Everything a failed run needs to be understood, kept and printed.
+dump_state() {
+  mkdir -p "$WORK"
+  local file
+  file=$WORK/failed-$(date +%Y%m%d-%H%M%S).txt
+  {
+    compose ps
+    for id in $(compose ps -aq); do
+      echo "=== $(docker inspect -f '{{.Name}} {{.State.Status}} health={{if .State.Health}}{{.State.Health.Status}}{{end}} restarts={{.RestartCount}}' "$id")"
+      docker inspect -f '{{if .State.Health}}{{range .State.Health.Log}}{{.Output}}{{end}}{{end}}' "$id" | tail -5
+      docker logs --tail 60 "$id" 2>&1
+    done
+  } >"$file" 2>&1 || true
+  log "state and logs of every container: $file (last lines below)"
+  tail -n 150 "$file" >&2 || true
+}
+
+# --- the CI run ---------------------------------------------------------------------------
+
+# A setting as compose sees it: the environment's value, else the .env file's (unquoted).
+setting() {
+  local name=$1 line
+  if [[ -n ${!name:-} ]]; then
+    printf '%s' "${!name}"
+    return
+  fi
+  line=$(grep -E "^${name}=" .env | tail -1) || die "$name is set neither in the environment nor in .env"
+  line=${line#*=}
+  line=${line#[\"\']}
+  printf '%s' "${line%[\"\']}"
+}
+
+json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+
+test_stack() {
+  export COMPOSE_PROJECT_NAME=platform-test
+  export GATEWAY_PORT=${TEST_GATEWAY_PORT:-18080} MAIL_UI_PORT=${TEST_MAIL_PORT:-18025}
+  export PUBLISH_ADDRESS=127.0.0.1 COMPOSE_EXTRA_FILE=deploy/compose/test.yml
+  local gateway=http://127.0.0.1:$GATEWAY_PORT started=$SECONDS
+
+  log "1/7 a required setting left empty stops compose, naming it"
+  local refused
+  if refused=$(POSTGRES_PASSWORD='' compose config 2>&1 >/dev/null); then
+    die "compose accepted an empty POSTGRES_PASSWORD"
+  fi
+  grep -q "set POSTGRES_PASSWORD in .env" <<<"$refused" || die "unexpected refusal: $refused"
+
+  log "2/7 images and stand-ins"
+  images
+  compose down -v --remove-orphans >/dev/null 2>&1 || true
+  trap 'dump_state; compose down -v --remove-orphans >/dev/null 2>&1 || true' ERR
+
+  log "3/7 up, and every container healthy"
+  local up_started=$SECONDS
+  compose up -d
+  wait_healthy 11
+  log "healthy $((SECONDS - up_started)) s after up"
+
+  log "4/7 the end-to-end journeys and chaos tests against the stack"
+  export E2E_GATEWAY_URL=$gateway
+  export E2E_POSTGRES_URL=postgres://postgres:$(setting POSTGRES_PASSWORD)@127.0.0.1:${TEST_POSTGRES_PORT:-15432}/postgres
+  export MONGODB_URL="mongodb://127.0.0.1:${TEST_MONGO_PORT:-15017}/?directConnection=true"
+  export MAIL_API_URL=http://127.0.0.1:$MAIL_UI_PORT
+  E2E_ADMIN_EMAIL=$(setting ADMIN_EMAIL) E2E_ADMIN_PASSWORD=$(setting ADMIN_PASSWORD)
+  export E2E_ADMIN_EMAIL E2E_ADMIN_PASSWORD E2E_FORWARDED_FOR=1
+  export E2E_KILL="$ROOT/scripts/compose.sh kill {service}"
+  export E2E_START="$ROOT/scripts/compose.sh start {service}"
+  cargo nextest run -p platform-host --test e2e --no-fail-fast -E 'test(/^journeys::/)' --test-threads 4
+  cargo nextest run -p platform-host --test e2e --no-fail-fast -E 'test(/^chaos::/)' --test-threads 1
+
+  log "5/7 down and up again: the data is kept and nothing is rebuilt"
+  local email password=correct-horse-battery-$RANDOM output
+  email=compose-$RANDOM$RANDOM@example.com
+  curl -fsS -H 'content-type: application/json' -X POST "$gateway/api/v1/auth/register" \
+    -d "{\"email\":\"$email\",\"password\":\"$password\",\"display_name\":\"Kept\"}" >/dev/null
+  compose down
+  output=$(compose up -d 2>&1)
+  if grep -qiE '^(building|step [0-9])' <<<"$output"; then
+    die "the second up built again: $output"
+  fi
+  wait_healthy 11
+  curl -fsS -H 'content-type: application/json' -X POST "$gateway/api/v1/auth/login" \
+    -d "{\"email\":\"$email\",\"password\":\"$password\"}" | json_field '["access_token"]' >/dev/null
+
+  log "6/7 PostgreSQL stopped: the order service turns unready and says why, without a restart"
+  compose stop postgres
+  local deadline=$((SECONDS + 60))
+  until [[ $(health_of order-service) == unhealthy ]]; do
+    ((SECONDS < deadline)) || die "the order service was still $(health_of order-service) 60 s after PostgreSQL stopped"
+    sleep 2
+  done
+  local id
+  id=$(container order-service)
+  docker inspect -f '{{range .State.Health.Log}}{{.Output}}{{end}}' "$id" | grep -qi postgres \
+    || die "the order service's health log does not name PostgreSQL"
+  [[ $(docker inspect -f '{{.RestartCount}} {{.State.Status}}' "$id") == "0 running" ]] \
+    || die "the order service restarted or stopped while PostgreSQL was down"
+  docker logs "$id" 2>&1 | grep -i postgres | grep -qiE 'warn|down|unready' \
+    || die "the order service's log does not say PostgreSQL is down"
+  compose start postgres
+  wait_healthy 11
+
+  log "7/7 down -v leaves nothing behind"
+  trap - ERR
+  compose down -v --remove-orphans
+  local left
+  left=$(
+    docker ps -aq --filter label=com.docker.compose.project=platform-test
+    docker volume ls -q --filter label=com.docker.compose.project=platform-test
+    docker network ls -q --filter label=com.docker.compose.project=platform-test
+  )
+  [[ -z $left ]] || die "left behind after down -v: $left"
+  log "passed in $((SECONDS - started)) s"
+}
+
+bench() {
+  # The stack as CI tests it (deploy/compose/test.yml): the gateway trusts X-Forwarded-For, so
+  # each simulated customer signs in from an address of its own.
+  export COMPOSE_EXTRA_FILE=deploy/compose/test.yml
+  export E2E_GATEWAY_URL=http://127.0.0.1:$(setting GATEWAY_PORT) E2E_FORWARDED_FOR=1
+  E2E_ADMIN_EMAIL=$(setting ADMIN_EMAIL) E2E_ADMIN_PASSWORD=$(setting ADMIN_PASSWORD)
+  export E2E_ADMIN_EMAIL E2E_ADMIN_PASSWORD
+  images
+  compose up -d
+  wait_healthy 11
+  # The load generator only waits on the platform: its debug build (the tests') will do.
+  cargo build -p platform-host --bin platform
+  log "memory idle:"
+  stats
+  target/debug/platform bench "$@" &
+  local pid=$!
+  sleep "${BENCH_STATS_AFTER:-15}"
+  log "memory under load:"
+  stats
+  wait "$pid"
+}
+
+command=${1:-help}
+shift || true
+case $command in
+  images) images ;;
+  up) up ;;
+  down) compose down "$@" ;;
+  stats) stats ;;
+  bench) bench "$@" ;;
+  test) test_stack ;;
+  kill) compose kill -s SIGKILL "${1:?which service}" ;;
+  start) compose start "${1:?which service}" ;;
+  compose) compose "$@" ;;
+  *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; [[ $command == help ]] ;;
+esac
