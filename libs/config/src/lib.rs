@@ -9,7 +9,7 @@
 //! [`Secret`] holds passwords, keys and URLs with credentials: it deserialises like a string
 //! and never prints its value.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 mod sections;
@@ -37,6 +37,56 @@ pub fn load_from<T: DeserializeOwned>(
     prefix: &str,
     vars: impl IntoIterator<Item = (String, String)>,
 ) -> Result<T, ConfigError> {
+    sourced(prefix, vars)
+        .and_then(config::Config::try_deserialize)
+        .map_err(|error| ConfigError(explain(prefix, &error)))
+}
+
+/// The variables `{prefix}__...` among `vars` that `T` does not read: a misspelt or renamed
+/// setting, which [`load_from`] passes over in silence (its default applies instead).
+pub fn unread_from<T: DeserializeOwned>(
+    prefix: &str,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<BTreeSet<String>, ConfigError> {
+    let vars: Vec<(String, String)> = vars.into_iter().collect();
+    let mut ignored = Vec::new();
+    let config = sourced(prefix, vars.iter().cloned())
+        .map_err(|error| ConfigError(explain(prefix, &error)))?;
+    serde_ignored::deserialize::<_, _, T>(config, |path| {
+        ignored.push(variable_name(prefix, &path.to_string()));
+    })
+    .map_err(|error| ConfigError(explain(prefix, &error)))?;
+    // A section nobody reads is reported once, as a whole: name each variable under it.
+    Ok(vars
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| {
+            ignored.iter().any(|path| {
+                name.eq_ignore_ascii_case(path)
+                    || name
+                        .get(..path.len())
+                        .zip(name.get(path.len()..))
+                        .is_some_and(|(head, rest)| {
+                            head.eq_ignore_ascii_case(path) && rest.starts_with("__")
+                        })
+            })
+        })
+        .collect())
+}
+
+/// Says on stderr which variables `service` was given but reads none of (a typo, or a setting
+/// renamed since the deployment was written), before logging is set up.
+pub fn warn_unread(service: &str, unread: &BTreeSet<String>) {
+    for name in unread {
+        eprintln!("{service}: warning: {name} is set, but no setting has that name: ignored");
+    }
+}
+
+/// The variables `{prefix}__...` of `vars`, as the `config` crate's source.
+fn sourced(
+    prefix: &str,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<config::Config, config::ConfigError> {
     let wanted = format!("{prefix}__");
     let vars: HashMap<String, String> = vars
         .into_iter()
@@ -47,11 +97,13 @@ pub fn load_from<T: DeserializeOwned>(
         .separator("__")
         .try_parsing(true)
         .source(Some(vars.into_iter().collect()));
-    config::Config::builder()
-        .add_source(source)
-        .build()
-        .and_then(config::Config::try_deserialize)
-        .map_err(|error| ConfigError(explain(prefix, &error)))
+    config::Config::builder().add_source(source).build()
+}
+
+/// `http.port` of `ORDER_SERVICE` is `ORDER_SERVICE__HTTP__PORT`.
+fn variable_name(prefix: &str, key: &str) -> String {
+    let path: Vec<String> = key.split('.').map(str::to_ascii_uppercase).collect();
+    format!("{prefix}__{}", path.join("__"))
 }
 
 /// A service's whole configuration: the [`CommonSettings`] every service has, and its own
@@ -93,14 +145,22 @@ impl<S: DeserializeOwned> Settings<S> {
             own: load_from(prefix, vars)?,
         })
     }
+
+    /// The variables `{prefix}__...` of `vars` that neither part reads (see [`unread_from`]).
+    pub fn unread_from(
+        prefix: &str,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<BTreeSet<String>, ConfigError> {
+        let vars: Vec<(String, String)> = vars.into_iter().collect();
+        let common = unread_from::<CommonSettings>(prefix, vars.iter().cloned())?;
+        let own = unread_from::<S>(prefix, vars)?;
+        Ok(common.intersection(&own).cloned().collect())
+    }
 }
 
 /// Turns the `config` crate's key paths (`http.port`) back into variable names.
 fn explain(prefix: &str, error: &config::ConfigError) -> String {
-    let variable = |key: &str| {
-        let path: Vec<String> = key.split('.').map(str::to_ascii_uppercase).collect();
-        format!("{prefix}__{}", path.join("__"))
-    };
+    let variable = |key: &str| variable_name(prefix, key);
     let message = error.to_string();
     if let Some((what, rest)) = message.split_once(" for key `")
         && let Some((key, _)) = rest.split_once('`')
@@ -302,5 +362,45 @@ mod tests {
     fn secrets_never_print() {
         let secret = Secret::new("hunter2");
         assert_eq!(format!("{secret:?} {secret}"), "[REDACTED] [REDACTED]");
+    }
+
+    #[test]
+    fn a_variable_no_setting_reads_is_reported_by_name() {
+        let unread = unread_from::<Settings>(
+            "USER_SERVICE",
+            vars(&[
+                ("USER_SERVICE__DATABASE__URL", "postgres://db"),
+                ("USER_SERVICE__DATABASE__MAX_CONNECTION", "3"),
+                ("USER_SERVICE__HTTP__PORT", "9000"),
+                ("USER_SERVICE__HTPP__HOST", "127.0.0.1"),
+                ("ORDER_SERVICE__HTTP__NOT_MINE", "1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            unread.into_iter().collect::<Vec<_>>(),
+            [
+                "USER_SERVICE__DATABASE__MAX_CONNECTION",
+                "USER_SERVICE__HTPP__HOST"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_variable_read_by_either_part_of_a_service_s_settings_is_read() {
+        let unread = crate::Settings::<Settings>::unread_from(
+            "USER_SERVICE",
+            vars(&[
+                ("USER_SERVICE__DATABASE__URL", "postgres://db"),
+                ("USER_SERVICE__HTTP__PORT", "9000"),
+                ("USER_SERVICE__NATS__URL", "nats://bus"),
+                ("USER_SERVICE__NATS__URI", "nats://bus"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            unread.into_iter().collect::<Vec<_>>(),
+            ["USER_SERVICE__NATS__URI"]
+        );
     }
 }
