@@ -31,7 +31,7 @@ use crate::server::Edge;
 pub const SERVICE_NAME: &str = "gateway";
 
 /// How long in-flight requests get to finish after a shutdown signal.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The gateway, built and bound, ready to run.
 pub struct Application {
@@ -107,7 +107,11 @@ impl Application {
         docs.refresh().await;
         let health = upstream_health(
             auth.verifier(),
-            &upstreams,
+            if config.health.upstreams {
+                &upstreams
+            } else {
+                &[]
+            },
             proxy.client(),
             millis(config.health.timeout_ms.max(1)),
         );

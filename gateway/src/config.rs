@@ -353,11 +353,19 @@ impl Default for OpenApiSettings {
 pub struct HealthSettings {
     /// Timeout of each upstream's `/health/ready`, in milliseconds.
     pub timeout_ms: u64,
+    /// Whether readiness also asks every upstream (`GATEWAY__HEALTH__UPSTREAMS`, default
+    /// true: "the platform is ready", as `make run` and compose wait for). Off where an
+    /// orchestrator routes by readiness (Kubernetes): one unready service must not take the
+    /// whole edge out of rotation; its routes answer 503 on their own.
+    pub upstreams: bool,
 }
 
 impl Default for HealthSettings {
     fn default() -> Self {
-        Self { timeout_ms: 1000 }
+        Self {
+            timeout_ms: 1000,
+            upstreams: true,
+        }
     }
 }
 

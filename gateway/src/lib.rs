@@ -40,5 +40,5 @@ pub mod readiness;
 pub mod routes;
 pub mod server;
 
-pub use app::{Application, SERVICE_NAME, run_workers};
+pub use app::{Application, DRAIN_TIMEOUT, SERVICE_NAME, run_workers};
 pub use config::Config;

@@ -204,6 +204,32 @@ async fn readiness_fails_when_an_upstream_is_not_running() {
 }
 
 #[tokio::test]
+async fn readiness_can_leave_the_upstreams_to_their_own_probes() {
+    let signer = TokenSigner::generate("k1");
+    let jwks = JwksStandIn::serving(&[&signer]).await;
+    let mut config = config(
+        &two_services(),
+        &[
+            ("order", "http://127.0.0.1:9"),
+            ("inventory", "http://127.0.0.1:9"),
+        ],
+        jwks.url(),
+    )
+    .await;
+    config.health.upstreams = false;
+    let gateway = spawn_app(config).await;
+    let response = gateway.get("/health/ready").send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "no upstream is running, none is asked"
+    );
+    let report: Value = response.json().await.unwrap();
+    assert_eq!(report["checks"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(report["checks"][0]["name"], "signing-keys");
+}
+
+#[tokio::test]
 async fn readiness_waits_for_the_signing_keys() {
     let orders = StandIn::start("order").await;
     let products = StandIn::start("inventory").await;

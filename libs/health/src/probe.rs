@@ -32,7 +32,8 @@ pub enum Probe {
 }
 
 impl Probe {
-    fn path(self) -> &'static str {
+    /// The endpoint it asks.
+    pub fn path(self) -> &'static str {
         match self {
             Self::Ready => "/health/ready",
             Self::Live => "/health/live",

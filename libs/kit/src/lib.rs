@@ -35,7 +35,7 @@ pub mod downstream;
 mod run;
 mod server;
 
-pub use builder::{Kit, connect_postgres};
+pub use builder::{Kit, STORE_WAIT, connect_postgres};
 pub use platform_config::{CommonSettings, Settings};
 pub use platform_registry as registry;
 pub use run::{main, run_main, serve};
