@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# First start of the compose PostgreSQL: one role per service, with its own password, owning
-# the service's database (database-per-service means credentials too). Run once by the image's
-# entrypoint, from /docker-entrypoint-initdb.d, as the superuser over the local socket.
+# First start of the platform's PostgreSQL (docker-compose.yml and the Kubernetes dev overlay):
+# one role per service, with its own password, owning the service's database (database-per-
+# service means credentials too). Run once, on an empty data directory, by the image's
+# entrypoint from /docker-entrypoint-initdb.d, as the superuser over the local socket.
 set -euo pipefail
 
 create() {
