@@ -7,7 +7,7 @@ SHELL := /bin/bash
 
 INFRA := scripts/infra.sh
 
-.PHONY: help infra-up infra-down infra-status infra-reset run bench bench-gateway test test-native test-compose up down images standins bench-compose lint fmt build
+.PHONY: help infra-up infra-down infra-status infra-reset run bench bench-gateway test test-native test-compose k8s-check up down images standins bench-compose lint fmt build
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ test-native: infra-up ## Start the local infrastructure and run every test in th
 	  cargo test --workspace --no-fail-fast
 	fi
 	cargo test --workspace --doc
+
+k8s-check: infra-up ## Render every Kubernetes overlay and component combination, validate it strictly and hold it against the code (no cluster needed).
+	cargo nextest run -p platform-deploy --test kubernetes
 
 test-compose: ## Build the images (and stand-ins), bring up a compose stack of its own, run the journeys and chaos tests against it, then down -v.
 	scripts/compose.sh test
