@@ -186,3 +186,34 @@ fn prod_documents_every_secret_it_needs_in_the_base() {
         );
     }
 }
+
+#[test]
+fn the_replica_set_member_resolves_before_it_is_ready() {
+    let dev = variant(&Variant::plain("dev"));
+    let mongo = dev.workload("mongo").unwrap();
+    let probe = mongo.containers().next().unwrap()["readinessProbe"]["exec"]["command"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|part| text(part).to_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    // The probe initiates the set with the member's own address: `<pod>.<headless service>`.
+    let member = format!(
+        "{}-0.{}:27017",
+        mongo.name,
+        text(&mongo.object["spec"]["serviceName"])
+    );
+    assert!(
+        probe.contains(&member),
+        "the set is initiated as {member}: {probe}"
+    );
+    let service = dev
+        .get("Service", text(&mongo.object["spec"]["serviceName"]))
+        .unwrap();
+    assert_eq!(service["spec"]["clusterIP"], "None");
+    assert_eq!(
+        service["spec"]["publishNotReadyAddresses"], true,
+        "{member} must resolve while the pod is not ready yet, or the set never initiates"
+    );
+}
