@@ -237,6 +237,7 @@ fn to_json(yaml: &Yaml) -> anyhow::Result<Value> {
         Yaml::Array(items) => Value::Array(items.iter().map(to_json).collect::<Result<_, _>>()?),
         Yaml::Hash(entries) => {
             let mut map = Map::new();
+            let mut merged = Vec::new();
             for (key, value) in entries {
                 let key = match key {
                     Yaml::String(text) | Yaml::Real(text) => text.clone(),
@@ -244,7 +245,27 @@ fn to_json(yaml: &Yaml) -> anyhow::Result<Value> {
                     Yaml::Boolean(flag) => flag.to_string(),
                     other => bail!("an unsupported mapping key: {other:?}"),
                 };
-                map.insert(key, to_json(value)?);
+                // `<<: *anchor` (compose files use it): the anchored mapping's entries, under
+                // the ones written here.
+                if key == "<<" {
+                    merged.push(to_json(value)?);
+                } else {
+                    map.insert(key, to_json(value)?);
+                }
+            }
+            for source in merged {
+                let sources = match source {
+                    Value::Array(list) => list,
+                    other => vec![other],
+                };
+                for source in sources {
+                    let Value::Object(entries) = source else {
+                        bail!("`<<` merges a mapping, not {source}");
+                    };
+                    for (key, value) in entries {
+                        map.entry(key).or_insert(value);
+                    }
+                }
             }
             Value::Object(map)
         }
@@ -504,6 +525,17 @@ mod tests {
                 serde_json::json!({"c": "d"})
             ]
         );
+    }
+
+    #[test]
+    fn merge_keys_bring_in_the_anchored_entries_under_the_written_ones() {
+        let docs = parse_yaml(
+            "base: &base {a: 1, b: 2}\nother: &other {c: 3}\none: {<<: *base, b: 9}\n\
+             two: {<<: [*base, *other]}\n",
+        )
+        .unwrap();
+        assert_eq!(docs[0]["one"], serde_json::json!({"a": 1, "b": 9}));
+        assert_eq!(docs[0]["two"], serde_json::json!({"a": 1, "b": 2, "c": 3}));
     }
 
     #[test]

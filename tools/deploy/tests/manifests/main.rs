@@ -1,9 +1,10 @@
-//! The Kubernetes manifests (`deploy/k8s`) held against the code, without a cluster: every
-//! overlay with every combination of components is rendered by `kubectl kustomize`, validated
-//! by `kubernetes-validate --strict` for two Kubernetes versions, and read back. A renamed
-//! setting, a moved port, a new call between services or an image the build does not produce
-//! fails here, not in production.
+//! The deployments held against the code, without a cluster: every Kubernetes overlay
+//! (`deploy/k8s`) with every combination of components is rendered by `kubectl kustomize`,
+//! validated by `kubernetes-validate --strict` for two Kubernetes versions, and read back;
+//! `docker-compose.yml` is read the same way. A renamed setting, a moved port, a new call
+//! between services or an image the build does not produce fails here, not in production.
 
+mod compose;
 mod pods;
 mod policies;
 mod rendering;
