@@ -50,7 +50,8 @@ test-native: infra-up ## Start the local infrastructure and run every test in th
 	fi
 	cargo test --workspace --doc
 
-k8s-check: infra-up ## Render every Kubernetes overlay and component combination, validate it strictly and hold it (and docker-compose.yml) against the code (no cluster needed).
+k8s-check: ## Render every Kubernetes overlay and component combination, validate it strictly and hold it (and docker-compose.yml) against the code (no cluster needed).
+	$(INFRA) venv
 	cargo nextest run -p platform-deploy --test manifests
 
 test-compose: ## Build the images (and stand-ins), bring up a compose stack of its own, run the journeys and chaos tests against it, then down -v.

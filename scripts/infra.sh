@@ -10,6 +10,7 @@
 #   scripts/infra.sh env             `export NAME=value` lines for eval "$(...)"
 #   scripts/infra.sh reset           down + delete the data (the venv is kept)
 #   scripts/infra.sh start|stop NAME one server: postgres|redis|nats|mongo|mail
+#   scripts/infra.sh venv            only the Python tools (kubernetes-validate, ...)
 #
 # Everything lives under <repo>/.local/. Only `env`, `status` and the final env
 # of `up` write to stdout; all progress goes to stderr.
@@ -487,7 +488,7 @@ cmd_reset() {
 }
 
 usage() {
-  sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit "${1:-2}"
 }
 
@@ -499,6 +500,7 @@ case ${1:-} in
   reset) cmd_reset ;;
   start) check_name "${2:-}"; "${2}_install"; "${2}_start" ;;
   stop) check_name "${2:-}"; "${2}_stop" ;;
+  venv) ensure_venv ;;
   -h | --help | help) usage 0 ;;
   *) usage ;;
 esac
