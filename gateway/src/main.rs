@@ -18,11 +18,6 @@ fn main() -> ExitCode {
         return code;
     }
     platform_http::install_crypto_provider();
-    if let Ok(unread) =
-        platform_config::unread_from::<Config>(&gateway.env_prefix, std::env::vars())
-    {
-        platform_config::warn_unread(SERVICE_NAME, &unread);
-    }
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => {

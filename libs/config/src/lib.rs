@@ -28,8 +28,12 @@ use serde::{Deserialize, Deserializer};
 pub struct ConfigError(String);
 
 /// Reads `T` from the process environment, variables `{prefix}__...` (see the crate docs).
+/// A variable `{prefix}__...` that no field of `T` reads is named in a warning on stderr (a
+/// typo, or a setting renamed since the deployment was written), and otherwise ignored.
 pub fn load<T: DeserializeOwned>(prefix: &str) -> Result<T, ConfigError> {
-    load_from(prefix, std::env::vars())
+    let vars: Vec<(String, String)> = std::env::vars().collect();
+    warn_unread(unread_from::<T>(prefix, vars.iter().cloned()));
+    load_from(prefix, vars)
 }
 
 /// Reads `T` from the given variables instead of the process environment (for tests).
@@ -47,18 +51,19 @@ pub fn load_from<T: DeserializeOwned>(
 pub fn unread_from<T: DeserializeOwned>(
     prefix: &str,
     vars: impl IntoIterator<Item = (String, String)>,
-) -> Result<BTreeSet<String>, ConfigError> {
+) -> BTreeSet<String> {
     let vars: Vec<(String, String)> = vars.into_iter().collect();
     let mut ignored = Vec::new();
-    let config = sourced(prefix, vars.iter().cloned())
-        .map_err(|error| ConfigError(explain(prefix, &error)))?;
-    serde_ignored::deserialize::<_, _, T>(config, |path| {
-        ignored.push(variable_name(prefix, &path.to_string()));
-    })
-    .map_err(|error| ConfigError(explain(prefix, &error)))?;
+    // A missing required value fails only after every key was seen, so the variable misspelt
+    // in its place is still named; a malformed value stops the reading where it is (the load
+    // reports it).
+    if let Ok(config) = sourced(prefix, vars.iter().cloned()) {
+        let _ = serde_ignored::deserialize::<_, _, T>(config, |path| {
+            ignored.push(variable_name(prefix, &path.to_string()));
+        });
+    }
     // A section nobody reads is reported once, as a whole: name each variable under it.
-    Ok(vars
-        .into_iter()
+    vars.into_iter()
         .map(|(name, _)| name)
         .filter(|name| {
             ignored.iter().any(|path| {
@@ -71,14 +76,13 @@ pub fn unread_from<T: DeserializeOwned>(
                         })
             })
         })
-        .collect())
+        .collect()
 }
 
-/// Says on stderr which variables `service` was given but reads none of (a typo, or a setting
-/// renamed since the deployment was written), before logging is set up.
-pub fn warn_unread(service: &str, unread: &BTreeSet<String>) {
+/// Names the unread variables on stderr: configuration is read before logging is set up.
+fn warn_unread(unread: BTreeSet<String>) {
     for name in unread {
-        eprintln!("{service}: warning: {name} is set, but no setting has that name: ignored");
+        eprintln!("warning: {name} is set, but no setting has that name: ignored");
     }
 }
 
@@ -130,8 +134,11 @@ impl<S> Settings<S> {
 
 impl<S: DeserializeOwned> Settings<S> {
     /// Reads both parts from the process environment, variables `{prefix}__...`.
+    /// Unread variables are named in a warning, as by [`load`].
     pub fn load(prefix: &str) -> Result<Self, ConfigError> {
-        Self::load_from(prefix, std::env::vars())
+        let vars: Vec<(String, String)> = std::env::vars().collect();
+        warn_unread(Self::unread_from(prefix, vars.iter().cloned()));
+        Self::load_from(prefix, vars)
     }
 
     /// Reads both parts from the given variables (for tests).
@@ -150,11 +157,11 @@ impl<S: DeserializeOwned> Settings<S> {
     pub fn unread_from(
         prefix: &str,
         vars: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<BTreeSet<String>, ConfigError> {
+    ) -> BTreeSet<String> {
         let vars: Vec<(String, String)> = vars.into_iter().collect();
-        let common = unread_from::<CommonSettings>(prefix, vars.iter().cloned())?;
-        let own = unread_from::<S>(prefix, vars)?;
-        Ok(common.intersection(&own).cloned().collect())
+        let common = unread_from::<CommonSettings>(prefix, vars.iter().cloned());
+        let own = unread_from::<S>(prefix, vars);
+        common.intersection(&own).cloned().collect()
     }
 }
 
@@ -375,14 +382,25 @@ mod tests {
                 ("USER_SERVICE__HTPP__HOST", "127.0.0.1"),
                 ("ORDER_SERVICE__HTTP__NOT_MINE", "1"),
             ]),
-        )
-        .unwrap();
+        );
         assert_eq!(
             unread.into_iter().collect::<Vec<_>>(),
             [
                 "USER_SERVICE__DATABASE__MAX_CONNECTION",
                 "USER_SERVICE__HTPP__HOST"
             ]
+        );
+    }
+
+    #[test]
+    fn a_variable_misspelt_in_place_of_a_required_one_is_still_named() {
+        let vars = vars(&[("USER_SERVICE__DATABSE__URL", "postgres://db")]);
+        assert!(load_from::<Settings>("USER_SERVICE", vars.clone()).is_err());
+        assert_eq!(
+            unread_from::<Settings>("USER_SERVICE", vars)
+                .into_iter()
+                .collect::<Vec<_>>(),
+            ["USER_SERVICE__DATABSE__URL"]
         );
     }
 
@@ -396,8 +414,7 @@ mod tests {
                 ("USER_SERVICE__NATS__URL", "nats://bus"),
                 ("USER_SERVICE__NATS__URI", "nats://bus"),
             ]),
-        )
-        .unwrap();
+        );
         assert_eq!(
             unread.into_iter().collect::<Vec<_>>(),
             ["USER_SERVICE__NATS__URI"]

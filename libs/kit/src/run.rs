@@ -25,9 +25,6 @@ where
     if let Some(code) = platform_health::probe::run_if_asked(&entry.env_prefix, entry.http_port) {
         return code;
     }
-    if let Ok(unread) = Settings::<S>::unread_from(&entry.env_prefix, std::env::vars()) {
-        platform_config::warn_unread(service, &unread);
-    }
     run_main(
         service,
         Settings::load(&entry.env_prefix),

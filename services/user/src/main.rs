@@ -55,9 +55,6 @@ async fn main() -> ExitCode {
         _ => {}
     }
     let prefix = &entry.env_prefix;
-    if let Ok(unread) = Settings::unread_from(prefix, std::env::vars()) {
-        platform_config::warn_unread(SERVICE_NAME, &unread);
-    }
     platform_kit::run_main(
         SERVICE_NAME,
         Settings::load(prefix),
