@@ -360,15 +360,8 @@ impl Platform {
                 SETTLE,
                 &format!("every replica to pull from consumer {name} of {stream}"),
                 || async {
-                    let mut consumer = self
-                        .jetstream
-                        .get_stream(stream)
-                        .await
-                        .ok()?
-                        .get_consumer::<pull::Config>(name)
-                        .await
-                        .ok()?;
-                    waiting.set(consumer.info().await.ok()?.num_waiting);
+                    let info = events::consumer_info(&self.jetstream, stream, name).await?;
+                    waiting.set(info.num_waiting);
                     (waiting.get() >= REPLICAS).then_some(())
                 },
             )

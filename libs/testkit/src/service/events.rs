@@ -27,7 +27,7 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream::consumer::pull;
+use async_nats::jetstream::consumer::{self, pull};
 use async_nats::jetstream::context::GetStreamErrorKind;
 use async_nats::jetstream::message::StreamMessage;
 use async_nats::jetstream::{self, ErrorCode};
@@ -201,18 +201,28 @@ pub async fn drained(
         TIMEOUT,
         &format!("consumer {consumer} of stream {stream} to drain"),
         || async {
-            let mut consumer = jetstream
-                .get_stream(stream)
-                .await
-                .ok()?
-                .get_consumer::<pull::Config>(consumer)
-                .await
-                .ok()?;
-            let info = consumer.info().await.ok()?;
+            let info = consumer_info(jetstream, stream, consumer).await?;
             (info.num_pending == 0 && info.num_ack_pending == 0).then_some(())
         },
     )
     .await
+}
+
+/// The state of the durable consumer `consumer` on `stream`; `None` while either does not exist
+/// or NATS does not answer (for [`eventually`]).
+pub async fn consumer_info(
+    jetstream: &jetstream::Context,
+    stream: &str,
+    consumer: &str,
+) -> Option<consumer::Info> {
+    let mut consumer = jetstream
+        .get_stream(stream)
+        .await
+        .ok()?
+        .get_consumer::<pull::Config>(consumer)
+        .await
+        .ok()?;
+    consumer.info().await.ok().cloned()
 }
 
 /// Waits until every durable consumer on every stream of `namespace` is [`drained`]: every

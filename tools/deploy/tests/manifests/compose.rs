@@ -144,21 +144,33 @@ fn each_service_loads_its_configuration_from_the_environment_compose_gives_it() 
     }
 }
 
+/// `docker-compose.yml`, parsed.
+fn compose_file() -> Value {
+    let text = std::fs::read_to_string(workspace_root().join("docker-compose.yml")).unwrap();
+    parse_yaml(&text).unwrap().remove(0)
+}
+
 #[test]
 fn compose_and_kubernetes_run_the_same_images() {
-    let compose =
-        parse_yaml(&std::fs::read_to_string(workspace_root().join("docker-compose.yml")).unwrap())
-            .unwrap();
+    let compose = compose_file();
     let vars = dotenv();
     let dev = variant(&Variant::plain("dev"));
     for (workload, binary) in platform_workloads(dev) {
         let image = text(&workload.containers().next().unwrap()["image"]);
-        let service = &compose[0]["services"][&binary];
+        let service = &compose["services"][&binary];
         let composed = interpolate(text(&service["image"]), &vars).unwrap();
         assert_eq!(composed, image, "{binary}");
         assert_eq!(
             service["build"]["target"], binary,
             "{binary}: compose builds the Dockerfile's target of that name"
+        );
+    }
+    for store in ["postgres", "mongo", "redis", "nats", "mail"] {
+        let workload = dev.workload(store).unwrap();
+        let image = &workload.containers().next().unwrap()["image"];
+        assert_eq!(
+            *image, compose["services"][store]["image"],
+            "{store}: Kubernetes and compose run the same version"
         );
     }
 }
