@@ -7,7 +7,7 @@ SHELL := /bin/bash
 
 INFRA := scripts/infra.sh
 
-.PHONY: help infra-up infra-down infra-status infra-reset run bench bench-gateway test test-native test-compose k8s-check up down images standins bench-compose lint fmt build
+.PHONY: help infra-up infra-down infra-status infra-reset run bench bench-gateway test test-native test-compose template-check k8s-check up down images standins bench-compose lint fmt build
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -39,7 +39,7 @@ bench-gateway: infra-up ## Requests/s and latency: upstream direct vs nginx vs t
 	cargo build --release -p gateway -p bench
 	target/release/bench gateway $(BENCH_GATEWAY_ARGS)
 
-test: test-native test-compose ## Every test: the workspace against local infrastructure, then the compose stack in containers.
+test: test-native test-compose template-check ## Every test: the workspace against local infrastructure, the compose stack in containers, then a generated platform with a new service.
 
 test-native: infra-up ## Start the local infrastructure and run every test in the workspace.
 	eval "$$($(INFRA) env)"
@@ -49,6 +49,9 @@ test-native: infra-up ## Start the local infrastructure and run every test in th
 	  cargo test --workspace --no-fail-fast
 	fi
 	cargo test --workspace --doc
+
+template-check: infra-up ## cargo generate a platform under another name, add a `shipping` service, and run all its checks and tests (installs cargo-generate once).
+	scripts/template-check.sh
 
 k8s-check: ## Render every Kubernetes overlay and component combination, validate it strictly and hold it (and docker-compose.yml) against the code (no cluster needed).
 	$(INFRA) venv

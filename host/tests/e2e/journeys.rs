@@ -12,7 +12,7 @@ const GOOD: &str = "4242 4242 4242 4242";
 const DECLINED: &str = "4000 0000 0000 0002";
 
 /// Browses and searches the demo catalogue without an account; returns the search's answer.
-async fn browse_the_catalogue(client: &platform_host::Client) -> Value {
+pub(crate) async fn browse_the_catalogue(client: &platform_host::Client) -> Value {
     let audio: Value = client
         .get("/api/v1/products?category=audio&sort=price", None)
         .await
@@ -44,7 +44,7 @@ async fn browse_the_catalogue(client: &platform_host::Client) -> Value {
 /// The product the journey buys, as the catalogue shows it: on a platform of its own, the first
 /// that the search found; on a deployment, one it creates (a unique SKU, found by searching for
 /// it), so that it changes no stock that the demo data or another test counts on.
-async fn product_to_buy(target: &Target, client: &Client, found: &Value) -> Value {
+pub(crate) async fn product_to_buy(target: &Target, client: &Client, found: &Value) -> Value {
     if target.is_own() {
         return found["items"][0].clone();
     }

@@ -203,21 +203,28 @@ pub fn event_domains() -> Vec<&'static str> {
 
 /// The ports table of the docs (`| service | HTTP | gRPC |`), generated from the registry.
 pub fn ports_table() -> String {
-    let mut rows = vec![
-        "| service | HTTP | gRPC |".to_owned(),
-        "|---|---|---|".to_owned(),
-        format!("| gateway | {} | — |", REGISTRY.gateway.http_port),
-    ];
-    for service in &REGISTRY.services {
-        let grpc = service
-            .grpc_port
-            .map_or_else(|| "—".to_owned(), |port| port.to_string());
-        rows.push(format!(
-            "| {} | {} | {grpc} |",
-            service.name, service.http_port
-        ));
+    REGISTRY.ports_table()
+}
+
+impl Registry {
+    /// The ports table of the docs (`| service | HTTP | gRPC |`) for this registry.
+    pub fn ports_table(&self) -> String {
+        let mut rows = vec![
+            "| service | HTTP | gRPC |".to_owned(),
+            "|---|---|---|".to_owned(),
+            format!("| gateway | {} | — |", self.gateway.http_port),
+        ];
+        for service in &self.services {
+            let grpc = service
+                .grpc_port
+                .map_or_else(|| "—".to_owned(), |port| port.to_string());
+            rows.push(format!(
+                "| {} | {} | {grpc} |",
+                service.name, service.http_port
+            ));
+        }
+        rows.join("\n") + "\n"
     }
-    rows.join("\n") + "\n"
 }
 
 #[cfg(test)]
@@ -228,8 +235,9 @@ mod tests {
     fn the_compiled_in_registry_is_valid() {
         let registry = Registry::parse(SOURCE).unwrap();
         assert_eq!(registry.gateway.http_port, 8080);
+        // A platform generated from this one may add domains after these.
         assert_eq!(
-            event_domains(),
+            event_domains()[..4],
             ["users", "orders", "payments", "inventory"]
         );
         assert_eq!(service("order-service").name, "order");
@@ -246,10 +254,10 @@ mod tests {
     fn a_call_to_an_unknown_service_is_refused() {
         let source = SOURCE.replace(
             "calls = [\"inventory\", \"payment\"]",
-            "calls = [\"shipping\"]",
+            "calls = [\"nowhere\"]",
         );
         let error = Registry::parse(&source).unwrap_err();
-        assert_eq!(error, "`order` calls unknown service `shipping`");
+        assert_eq!(error, "`order` calls unknown service `nowhere`");
     }
 
     #[test]
@@ -264,11 +272,11 @@ mod tests {
 
     #[test]
     fn consuming_a_domain_nobody_publishes_is_refused() {
-        let source = SOURCE.replace("consumes = [\"users\",", "consumes = [\"shipments\",");
+        let source = SOURCE.replace("consumes = [\"users\",", "consumes = [\"nowhere\",");
         let error = Registry::parse(&source).unwrap_err();
         assert_eq!(
             error,
-            "`notification` consumes `shipments`, which no service publishes"
+            "`notification` consumes `nowhere`, which no service publishes"
         );
     }
 

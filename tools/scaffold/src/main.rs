@@ -1,0 +1,156 @@
+//! `scaffold`: what the `cargo generate` hooks of this repository run (see `templates/`).
+//!
+//! ```text
+//! scaffold rename <answers> [<root>]          rename a generated platform (post-hook)
+//! scaffold service plan <answers> [<root>]    check a new service's answers, print its variables
+//! scaffold service apply <answers> [<root>]   make its edits in the workspace's existing files
+//! ```
+//!
+//! `<answers>` is a file of `name=value` lines the hook writes (values never pass through a
+//! shell); `<root>` is the workspace (default: the current directory). A refusal is one line on
+//! stderr, exit status 1, and nothing written.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use platform_scaffold::{Answers, NewService, rename, service_edits};
+
+fn main() -> ExitCode {
+    match run(&std::env::args().skip(1).collect::<Vec<_>>()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: &[String]) -> anyhow::Result<()> {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (command, rest) = match words.as_slice() {
+        ["rename", rest @ ..] => ("rename", rest),
+        ["service", "plan", rest @ ..] => ("plan", rest),
+        ["service", "apply", rest @ ..] => ("apply", rest),
+        _ => bail!(
+            "usage: scaffold rename <answers> [<root>] | scaffold service plan|apply <answers> [<root>]"
+        ),
+    };
+    let (answers, root) = match rest {
+        [answers] => (*answers, "."),
+        [answers, root] => (*answers, *root),
+        _ => bail!("expected <answers> [<root>]"),
+    };
+    let answers = read_answers(Path::new(answers))?;
+    let root = PathBuf::from(root);
+    match command {
+        "rename" => {
+            let names = rename::Names::from_answers(&answers)?;
+            let renamed = rename::rename_tree(&root, &names)?;
+            // New crate names sort elsewhere among the imports.
+            let formatted = std::process::Command::new("cargo")
+                .args(["fmt", "--all"])
+                .current_dir(&root)
+                .status();
+            if !formatted.is_ok_and(|status| status.success()) {
+                eprintln!("warning: `cargo fmt --all` failed: run it in the new project");
+            }
+            println!(
+                "renamed the platform to `{}` ({renamed} files)",
+                names.project
+            );
+        }
+        "plan" => {
+            let service = plan(&answers, &root)?;
+            // The edits are planned too, so a missing anchor is found before anything is
+            // generated.
+            service_edits(&root, &service)?;
+            for (name, value) in service.variables() {
+                println!("{name}={value}");
+            }
+        }
+        _ => {
+            let service = plan(&answers, &root)?;
+            let written = service_edits(&root, &service)?.apply()?;
+            // The new files, rendered in the current directory (cargo-generate's copy of the
+            // template), are formatted before they are copied in: names of any length come
+            // out as rustfmt would have them.
+            format_rust_files(Path::new("."));
+            println!(
+                "wired `{}` into {} files: {}",
+                service.name,
+                written.len(),
+                written
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+fn plan(answers: &BTreeMap<String, String>, root: &Path) -> anyhow::Result<NewService> {
+    let get = |key: &str| answers.get(key).cloned().unwrap_or_default();
+    let registry = std::fs::read_to_string(root.join("services.toml")).with_context(|| {
+        format!(
+            "{} has no services.toml: run the service template at the root of a generated platform",
+            root.display()
+        )
+    })?;
+    NewService::plan(
+        &Answers {
+            name: get("service"),
+            store: get("store"),
+            grpc: matches!(get("grpc").as_str(), "true" | "yes"),
+            emits: get("emits"),
+            consumes: get("consumes"),
+            http_port: get("http_port"),
+            grpc_port: get("grpc_port"),
+        },
+        &registry,
+    )
+}
+
+/// Runs rustfmt over the `.rs` files under `dir`; a missing rustfmt is only a warning.
+fn format_rust_files(dir: &Path) {
+    let mut files = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                files.push(path);
+            }
+        }
+    }
+    if files.is_empty() {
+        return;
+    }
+    match std::process::Command::new("rustfmt")
+        .args(["--edition", "2024"])
+        .args(&files)
+        .status()
+    {
+        Ok(status) if status.success() => {}
+        Ok(status) => eprintln!("warning: rustfmt exited with {status}"),
+        Err(error) => eprintln!("warning: rustfmt could not run ({error}): run `cargo fmt`"),
+    }
+}
+
+fn read_answers(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(text
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| (key.trim().to_owned(), value.trim().to_owned()))
+        .collect())
+}
