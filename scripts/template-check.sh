@@ -9,7 +9,9 @@
 #
 # Installs cargo-generate (CARGO_GENERATE_VERSION, from crates.io) into .local/tools if it is
 # missing. The generated project lives under .local/generated (replaced on each run); it
-# builds in this workspace's target directory, so the dependencies compile once for both.
+# builds in this workspace's target directory, so the dependencies compile once for both (its
+# own crates have other names; the service binaries in target/debug are the last build's, and
+# each cargo build of either workspace puts its own back).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
@@ -47,6 +49,28 @@ cargo_generate generate --path "$WORK/template" --name "$PROJECT" --destination 
   -d crate_prefix=acme -d image_namespace=acme -d k8s_namespace=shop
 cd "$WORK/$PROJECT"
 export CARGO_TARGET_DIR=$ROOT/target
+
+log "the renamed lock file is current"
+cargo metadata --locked --format-version 1 >/dev/null
+
+# Bad answers: a clear refusal, and not one file written.
+snapshot() { find . -path ./target -prune -o -type f -print0 | sort -z | xargs -0 md5sum | md5sum; }
+refused() {
+  local expect=$1; shift
+  local before output
+  before=$(snapshot)
+  if output=$(cargo_generate generate --path templates/service --init --silent --allow-commands \
+      --vcs none -d store=postgres "$@" 2>&1); then
+    echo "the service template accepted $*" >&2; exit 1
+  fi
+  grep -qF -- "$expect" <<<"$output" || { echo "$output" >&2; echo "expected: $expect" >&2; exit 1; }
+  [[ $(snapshot) == "$before" ]] || { echo "refusing $* changed files" >&2; exit 1; }
+  log "refused ($*): $expect"
+}
+refused "a service named \`payment\` already exists" --name payment
+refused "is not a valid service name" --name Ship_ping
+refused "HTTP port 8083 is already taken" --name shipping -d http_port=8083
+refused "no service publishes \`parcels\`" --name shipping -d consumes=parcels.lost
 
 log "adding the shipping service"
 cargo_generate generate --path templates/service --init --name shipping \

@@ -229,7 +229,11 @@ fn remaining(response: &reqwest::Response) -> u64 {
 async fn with_a_large_limit_a_gateway_asks_redis_once_per_hundred_requests_and_counts_down_by_one()
 {
     let mut prefix = String::new();
-    let setup = echo_setup(|config| prefix = with_read_limit(config, 10_000)).await;
+    let setup = echo_setup(|config| {
+        prefix = with_read_limit(config, 10_000);
+        config.rate_limit.timeout_ms = 2_000;
+    })
+    .await;
 
     for sent in 1..=250_u64 {
         let response = setup.gateway.get("/api/v1/echo").send().await.unwrap();
@@ -248,7 +252,13 @@ async fn with_a_large_limit_a_gateway_asks_redis_once_per_hundred_requests_and_c
 #[tokio::test]
 async fn concurrent_requests_of_one_client_share_one_call_for_permits() {
     let mut prefix = String::new();
-    let setup = echo_setup(|config| prefix = with_read_limit(config, 10_000)).await;
+    // Loaded machines answer slower than the default Redis deadline; a request that fails open
+    // would carry no count, and this test is about the counts.
+    let setup = echo_setup(|config| {
+        prefix = with_read_limit(config, 10_000);
+        config.rate_limit.timeout_ms = 2_000;
+    })
+    .await;
 
     let responses = futures::future::join_all(
         (0..50).map(|_| async { setup.gateway.get("/api/v1/echo").send().await.unwrap() }),

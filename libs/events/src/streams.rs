@@ -220,7 +220,8 @@ mod tests {
         assert_eq!(ns.domain_stream("orders"), "t_1_ORDERS");
         assert_eq!(ns.event_type("t_1.orders.created"), "orders.created");
         let specs = platform_streams(&ns);
-        assert_eq!(specs.len(), 5);
+        // One per domain, and the dead letters'.
+        assert_eq!(specs.len(), domains().len() + 1);
         assert!(
             specs
                 .iter()

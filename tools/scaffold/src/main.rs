@@ -48,13 +48,23 @@ fn run(args: &[String]) -> anyhow::Result<()> {
         "rename" => {
             let names = rename::Names::from_answers(&answers)?;
             let renamed = rename::rename_tree(&root, &names)?;
-            // New crate names sort elsewhere among the imports.
-            let formatted = std::process::Command::new("cargo")
-                .args(["fmt", "--all"])
-                .current_dir(&root)
-                .status();
-            if !formatted.is_ok_and(|status| status.success()) {
-                eprintln!("warning: `cargo fmt --all` failed: run it in the new project");
+            // New crate names sort elsewhere: in Cargo.lock (which cargo rewrites on its next
+            // run, so do it now) and among the imports (rustfmt).
+            for args in [
+                &["metadata", "--quiet", "--format-version", "1"][..],
+                &["fmt", "--all"][..],
+            ] {
+                let done = std::process::Command::new("cargo")
+                    .args(args)
+                    .current_dir(&root)
+                    .stdout(std::process::Stdio::null())
+                    .status();
+                if !done.is_ok_and(|status| status.success()) {
+                    eprintln!(
+                        "warning: `cargo {}` failed: run it in the new project",
+                        args.join(" ")
+                    );
+                }
             }
             println!(
                 "renamed the platform to `{}` ({renamed} files)",

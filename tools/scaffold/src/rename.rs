@@ -158,61 +158,57 @@ pub fn rename_text(path: &str, text: &str, names: &Names) -> String {
     let prefix = names.prefix.as_str();
     let snake = names.snake();
     let ns = names.namespace.as_str();
+    // Every pattern is written with `{P}` for the original name, so that renaming this file
+    // (it is part of the template) leaves its rules as they are.
+    let p = |pattern: &str| pattern.replace("{P}", ORIGINAL);
     let mut out = text.to_owned();
     if path == "host/Cargo.toml" {
-        out = out.replace("name = \"platform\"", &format!("name = \"{prefix}\""));
+        out = out.replace(&p("name = \"{P}\""), &format!("name = \"{prefix}\""));
     }
     if path.ends_with("namespace.yaml") {
-        out = replace_word(&out, "name: platform", &format!("name: {ns}"));
+        out = replace_word(&out, &p("name: {P}"), &format!("name: {ns}"));
     }
     if path == "README.md" && out.starts_with("# ") {
         let end = out.find('\n').unwrap_or(out.len());
         out = format!("# {project}{}", &out[end..]);
     }
+    let images = &names.images;
     let exact: Vec<(&str, String)> = vec![
         (
-            "COMPOSE_PROJECT_NAME=platform",
+            "COMPOSE_PROJECT_NAME={P}",
             format!("COMPOSE_PROJECT_NAME={project}"),
         ),
+        ("IMAGE_PREFIX={P}", format!("IMAGE_PREFIX={images}")),
+        ("IMAGE_PREFIX:-{P}}", format!("IMAGE_PREFIX:-{images}}}")),
+        ("cluster.local/ns/{P}/", format!("cluster.local/ns/{ns}/")),
+        ("namespace: {P}", format!("namespace: {ns}")),
         (
-            "IMAGE_PREFIX=platform",
-            format!("IMAGE_PREFIX={}", names.images),
-        ),
-        (
-            "IMAGE_PREFIX:-platform}",
-            format!("IMAGE_PREFIX:-{}}}", names.images),
-        ),
-        (
-            "cluster.local/ns/platform/",
-            format!("cluster.local/ns/{ns}/"),
-        ),
-        ("namespace: platform", format!("namespace: {ns}")),
-        (
-            "kind: Namespace, name: platform}",
+            "kind: Namespace, name: {P}}",
             format!("kind: Namespace, name: {ns}}}"),
         ),
-        ("part-of: platform", format!("part-of: {project}")),
-        ("@platform.local", format!("@{project}.local")),
-        ("org.platform.", format!("org.{snake}.")),
-        ("target/debug/platform", format!("target/debug/{prefix}")),
+        ("part-of: {P}", format!("part-of: {project}")),
+        ("@{P}.local", format!("@{project}.local")),
+        ("org.{P}.", format!("org.{snake}.")),
+        ("target/debug/{P}", format!("target/debug/{prefix}")),
+        ("target/release/{P}", format!("target/release/{prefix}")),
+        ("CARGO_BIN_EXE_{P}", format!("CARGO_BIN_EXE_{prefix}")),
+        ("`{P} run", format!("`{prefix} run")),
+        ("`{P} bench", format!("`{prefix} bench")),
         (
-            "target/release/platform",
-            format!("target/release/{prefix}"),
+            "NAMESPACE: &str = \"{P}\"",
+            format!("NAMESPACE: &str = \"{ns}\""),
         ),
-        ("CARGO_BIN_EXE_platform", format!("CARGO_BIN_EXE_{prefix}")),
-        ("`platform run", format!("`{prefix} run")),
-        ("`platform bench", format!("`{prefix} bench")),
         (
-            "registry.example.com/platform/",
-            format!("{}/{}/", names.registry, names.images),
+            "registry.example.com/{P}/",
+            format!("{}/{images}/", names.registry),
         ),
     ];
     for (from, to) in &exact {
-        out = replace_word(&out, from, to);
+        out = replace_word(&out, &p(from), to);
     }
     // Prefixes: the image namespace, the crates (kebab and snake).
     out = replace_prefix(&out, "platform/", &format!("{}/", names.images), |c| {
-        c.is_ascii_lowercase() || c == '<'
+        c.is_ascii_lowercase() || c == '<' || c == '{'
     });
     out = replace_prefix(&out, "platform-", &format!("{prefix}-"), |c| {
         c.is_ascii_lowercase()
@@ -284,22 +280,27 @@ mod tests {
 
     #[test]
     fn crates_images_and_the_namespace_are_renamed_and_prose_is_not() {
-        let text = "use platform_kit::Kit;\nplatform-kit.workspace = true\n\
-                    image: platform/order-service:0.1.0\n\
-                    - {name: platform/gateway, newName: registry.example.com/platform/gateway}\n\
-                    namespace: platform\n- cluster.local/ns/platform/sa/gateway\n\
-                    the platform's gateway; let platform = Platform::start();\n\
-                    \"rustls-platform-verifier\", \"jiff-tzdb-platform\",\n\
-                    target/debug/platform run\nenv!(\"CARGO_BIN_EXE_platform\")\n";
+        // `{P}` stands for the original name, so that renaming this file leaves the test as it is.
+        let text = "use {P}_kit::Kit;\n{P}-kit.workspace = true\n\
+                    image: {P}/order-service:0.1.0\n\
+                    - {name: {P}/gateway, newName: registry.example.com/{P}/gateway}\n\
+                    namespace: {P}\n- cluster.local/ns/{P}/sa/gateway\n\
+                    image: {P}/{{binary}}:0.1.0\n\
+                    the {P}'s gateway; let {P} = Platform::start();\n\
+                    \"rustls-{P}-verifier\", \"jiff-tzdb-{P}\",\n\
+                    target/debug/{P} run\nenv!(\"CARGO_BIN_EXE_{P}\")\n"
+            .replace("{P}", ORIGINAL);
         assert_eq!(
-            rename_text("x", text, &acme()),
+            rename_text("x", &text, &acme()),
             "use acme_kit::Kit;\nacme-kit.workspace = true\n\
              image: acmeimg/order-service:0.1.0\n\
              - {name: acmeimg/gateway, newName: registry.acme.example/acmeimg/gateway}\n\
              namespace: shop\n- cluster.local/ns/shop/sa/gateway\n\
-             the platform's gateway; let platform = Platform::start();\n\
-             \"rustls-platform-verifier\", \"jiff-tzdb-platform\",\n\
+             image: acmeimg/{{binary}}:0.1.0\n\
+             the {P}'s gateway; let {P} = Platform::start();\n\
+             \"rustls-{P}-verifier\", \"jiff-tzdb-{P}\",\n\
              target/debug/acme run\nenv!(\"CARGO_BIN_EXE_acme\")\n"
+                .replace("{P}", ORIGINAL)
         );
     }
 

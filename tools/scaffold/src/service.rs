@@ -121,7 +121,7 @@ impl NewService {
             "gRPC: this template generates services with an HTTP API and events; answer no, and \
              add a gRPC API by hand (docs/adding-a-service.md, the payment service shows how)"
         );
-        let (emits, consumes, domain) = events(answers, &registry, name)?;
+        let (emits, consumes, domain) = events(answers, &registry)?;
         let taken: Vec<u16> = std::iter::once(registry.gateway.http_port)
             .chain(
                 registry
@@ -280,7 +280,6 @@ impl NewService {
 fn events(
     answers: &Answers,
     registry: &Registry,
-    name: &str,
 ) -> anyhow::Result<(Vec<EventType>, Vec<EventType>, Option<String>)> {
     let emits = event_types(&answers.emits, "emits")?;
     let consumes = event_types(&answers.consumes, "consumes")?;
@@ -296,10 +295,9 @@ fn events(
             .find(|s| s.events.as_deref() == Some(domain))
         {
             bail!(
-                "emits: the domain `{domain}` is already published by `{}`; choose a \
-                     domain of the new service's own (such as `{}`)",
-                owner.name,
-                plural(name)
+                "emits: the domain `{domain}` is already published by `{}`; choose a domain of \
+                 the new service's own",
+                owner.name
             );
         }
         if consumes.iter().any(|c| &c.domain == domain) {

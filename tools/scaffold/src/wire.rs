@@ -157,13 +157,15 @@ mod tests {
     use super::*;
     use crate::Answers;
 
-    fn shipping() -> NewService {
+    fn courier() -> NewService {
         NewService::plan(
             &Answers {
-                name: "shipping".into(),
+                name: "courier".into(),
                 store: "postgres".into(),
-                emits: "shipments.created".into(),
+                emits: "deliveries.made".into(),
                 consumes: "orders.confirmed".into(),
+                // Not the next free port: a platform that added services keeps passing.
+                http_port: "8186".into(),
                 ..Answers::default()
             },
             platform_registry::SOURCE,
@@ -178,39 +180,42 @@ mod tests {
     #[test]
     fn the_workspace_edits_add_the_service_everywhere_it_is_listed() {
         let mut edits = Edits::new(root());
-        plan(&mut edits, &shipping()).unwrap();
+        plan(&mut edits, &courier()).unwrap();
 
         let registry = Registry::parse(edits.pending("services.toml").unwrap()).unwrap();
         let entry = registry.services.last().unwrap();
-        assert_eq!(entry.name, "shipping");
-        assert_eq!(entry.http_port, 8086);
-        assert_eq!(entry.events.as_deref(), Some("shipments"));
+        assert_eq!(entry.name, "courier");
+        assert_eq!(entry.http_port, 8186);
+        assert_eq!(entry.events.as_deref(), Some("deliveries"));
         assert_eq!(entry.consumes, ["orders"]);
         let cargo = edits.pending("Cargo.toml").unwrap();
-        assert!(cargo.contains("    \"services/notification\",\n    \"services/shipping\",\n"));
+        assert!(
+            cargo.contains("\"services/notification\",\n    \"services/")
+                && cargo.contains("    \"services/courier\",\n")
+        );
         let routes = edits.pending("gateway/routes.default.toml").unwrap();
         assert!(
-            routes.ends_with("upstream = \"shipping\"\nauth = \"user\"\nrate_limit = \"write\"\n")
+            routes.ends_with("upstream = \"courier\"\nauth = \"user\"\nrate_limit = \"write\"\n")
         );
         let contracts = edits.pending("libs/contracts/src/lib.rs").unwrap();
-        assert!(contracts.contains("\nmod shipments;\n"), "{contracts}");
+        assert!(contracts.contains("\nmod deliveries;\n"), "{contracts}");
         assert!(
-            contracts.contains("\npub use shipments::ShipmentCreated;\n"),
+            contracts.contains("\npub use deliveries::DeliveryMade;\n"),
             "{contracts}"
         );
-        assert!(contracts.contains("//! - `shipments`: `shipments.created`.\n"));
+        assert!(contracts.contains("//! - `deliveries`: `deliveries.made`.\n"));
         assert!(
             edits
                 .pending("host/tests/e2e/main.rs")
                 .unwrap()
-                .contains("\nmod shipping;\n")
+                .contains("\nmod courier;\n")
         );
         for document in PORTS_DOCUMENTS {
             assert!(
                 edits
                     .pending(document)
                     .unwrap()
-                    .contains("| shipping | 8086 | — |\n")
+                    .contains("| courier | 8186 | — |\n")
             );
         }
     }
@@ -227,22 +232,22 @@ mod tests {
             ..Answers::default()
         };
         assert!(refuse(named("payment")).contains("already exists"));
-        assert!(refuse(named("Shipping")).contains("not a valid service name"));
+        assert!(refuse(named("Courier")).contains("not a valid service name"));
         assert!(refuse(named("ship-ping")).contains("not a valid service name"));
         assert!(refuse(named("type")).contains("reserved"));
         let taken = refuse(Answers {
             http_port: "8083".into(),
-            ..named("shipping")
+            ..named("courier")
         });
         assert!(taken.contains("HTTP port 8083 is already taken"), "{taken}");
         let theirs = refuse(Answers {
             emits: "orders.shipped".into(),
-            ..named("shipping")
+            ..named("courier")
         });
         assert!(theirs.contains("already published by `order`"), "{theirs}");
         let nobody = refuse(Answers {
             consumes: "parcels.lost".into(),
-            ..named("shipping")
+            ..named("courier")
         });
         assert!(
             nobody.contains("no service publishes `parcels`"),
@@ -250,7 +255,7 @@ mod tests {
         );
         let malformed = refuse(Answers {
             consumes: "orders".into(),
-            ..named("shipping")
+            ..named("courier")
         });
         assert!(malformed.contains("not an event type"), "{malformed}");
     }

@@ -462,7 +462,11 @@ fn dev_gives_each_service_the_credentials_of_its_own_role_and_database() {
             checked.insert(binary, url.clone());
         }
     }
-    assert_eq!(checked.len(), 4, "the four PostgreSQL services");
+    let postgres = platform_registry::services()
+        .iter()
+        .filter(|entry| entry.store == platform_registry::Store::Postgres)
+        .count();
+    assert_eq!(checked.len(), postgres, "every PostgreSQL service");
     let redis = dev
         .secret_value(&secret_name(dev, "redis"), "password", |_, _| String::new())
         .unwrap();
