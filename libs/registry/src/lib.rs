@@ -201,6 +201,25 @@ pub fn event_domains() -> Vec<&'static str> {
     REGISTRY.event_domains().collect()
 }
 
+/// The documents holding a ports table generated from the registry, between
+/// `<!-- ports:begin -->` and `<!-- ports:end -->`.
+pub const PORTS_DOCUMENTS: [&str; 2] = ["README.md", "docs/design.md"];
+
+/// Where a document's generated ports table stands (the byte range between its markers), or
+/// what is missing.
+pub fn ports_table_in(document: &str) -> Result<std::ops::Range<usize>, String> {
+    let (begin, end) = ("<!-- ports:begin -->\n", "<!-- ports:end -->");
+    let start = document
+        .find(begin)
+        .ok_or("no `<!-- ports:begin -->` marker")?
+        + begin.len();
+    let stop = document[start..]
+        .find(end)
+        .ok_or("no `<!-- ports:end -->` marker after `<!-- ports:begin -->`")?
+        + start;
+    Ok(start..stop)
+}
+
 /// The ports table of the docs (`| service | HTTP | gRPC |`), generated from the registry.
 pub fn ports_table() -> String {
     REGISTRY.ports_table()
@@ -284,24 +303,37 @@ mod tests {
     /// test -p platform-registry` writes them; otherwise a stale table fails here.
     #[test]
     fn the_documents_ports_tables_are_the_registrys() {
-        for document in ["README.md", "docs/design.md"] {
+        for document in PORTS_DOCUMENTS {
             let path = format!("{}/../../{document}", env!("CARGO_MANIFEST_DIR"));
-            let text = std::fs::read_to_string(&path).unwrap();
-            let (begin, end) = ("<!-- ports:begin -->\n", "<!-- ports:end -->");
-            let start = text.find(begin).expect("the ports markers") + begin.len();
-            let stop = text[start..].find(end).expect("the ports table ends") + start;
+            let mut text = std::fs::read_to_string(&path).unwrap();
+            let table = ports_table_in(&text).unwrap();
             let generated = ports_table();
             if std::env::var_os("UPDATE_DOCS").is_some() {
-                let updated = format!("{}{generated}{}", &text[..start], &text[stop..]);
-                std::fs::write(&path, updated).unwrap();
+                text.replace_range(table, &generated);
+                std::fs::write(&path, text).unwrap();
             } else {
                 assert_eq!(
-                    &text[start..stop],
-                    generated,
+                    &text[table], generated,
                     "{document}'s ports table is stale: run `UPDATE_DOCS=1 cargo test -p platform-registry`"
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_document_without_both_ports_markers_is_named_as_such() {
+        assert_eq!(
+            ports_table_in("text").unwrap_err(),
+            "no `<!-- ports:begin -->` marker"
+        );
+        assert_eq!(
+            ports_table_in("<!-- ports:begin -->\n| a |").unwrap_err(),
+            "no `<!-- ports:end -->` marker after `<!-- ports:begin -->`"
+        );
+        assert_eq!(
+            ports_table_in("x\n<!-- ports:begin -->\nT\n<!-- ports:end -->\n").unwrap(),
+            23..25
+        );
     }
 
     #[test]

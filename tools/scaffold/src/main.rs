@@ -126,21 +126,11 @@ fn plan(answers: &BTreeMap<String, String>, root: &Path) -> anyhow::Result<NewSe
 
 /// Runs rustfmt over the `.rs` files under `dir`; a missing rustfmt is only a warning.
 fn format_rust_files(dir: &Path) {
-    let mut files = Vec::new();
-    let mut pending = vec![dir.to_path_buf()];
-    while let Some(dir) = pending.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                pending.push(path);
-            } else if path.extension().is_some_and(|ext| ext == "rs") {
-                files.push(path);
-            }
-        }
-    }
+    let files: Vec<PathBuf> = rename::files(dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
+        .collect();
     if files.is_empty() {
         return;
     }

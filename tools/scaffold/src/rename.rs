@@ -128,7 +128,8 @@ pub fn rename_tree(root: &Path, names: &Names) -> anyhow::Result<usize> {
     Ok(changed)
 }
 
-fn files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
+/// Every file under `root`, sorted, but those under `.git`, `target` or `.local`.
+pub fn files(root: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut found = Vec::new();
     let mut pending = vec![root.to_path_buf()];
     while let Some(dir) = pending.pop() {

@@ -2,13 +2,10 @@
 //! gateway's routes, the event contracts, the end-to-end tests and the ports tables of the docs.
 
 use anyhow::{Context as _, bail};
-use platform_registry::Registry;
+use platform_registry::{PORTS_DOCUMENTS, Registry};
 
 use crate::edits::append;
 use crate::{Edits, NewService};
-
-/// The documents holding a ports table generated from the registry.
-const PORTS_DOCUMENTS: [&str; 2] = ["README.md", "docs/design.md"];
 
 /// Plans the workspace edits for `service`.
 pub fn plan(edits: &mut Edits, service: &NewService) -> anyhow::Result<()> {
@@ -140,16 +137,10 @@ fn insert_sorted(text: &str, prefix: &str, name: &str, line: &str) -> anyhow::Re
 
 /// `text` with its generated ports table replaced by `table`.
 fn ports(text: &str, table: &str) -> anyhow::Result<String> {
-    let (begin, end) = ("<!-- ports:begin -->\n", "<!-- ports:end -->");
-    let start = text
-        .find(begin)
-        .context("no `<!-- ports:begin -->` marker")?
-        + begin.len();
-    let stop = text[start..]
-        .find(end)
-        .context("no `<!-- ports:end -->` marker")?
-        + start;
-    Ok(format!("{}{table}{}", &text[..start], &text[stop..]))
+    let range = platform_registry::ports_table_in(text).map_err(anyhow::Error::msg)?;
+    let mut text = text.to_owned();
+    text.replace_range(range, table);
+    Ok(text)
 }
 
 #[cfg(test)]
