@@ -131,8 +131,19 @@ impl TestApp {
         (id, serde_json::to_vec(&envelope).unwrap())
     }
 
-    /// Waits until the service's consumers have handled everything published to them.
+    /// Waits until the service's consumers exist (it creates them once running) and have
+    /// handled everything published to them.
     pub async fn drained(&self) {
+        for (name, domain, _) in {{crate_ident}}::intake::SUBSCRIPTIONS {
+            let stream = self.namespace.domain_stream(domain);
+            platform_testkit::eventually(std::time::Duration::from_secs(10), name, || async {
+                platform_testkit::service::events::consumer_info(&self.jetstream, &stream, name)
+                    .await
+                    .map(|_| ())
+            })
+            .await
+            .unwrap();
+        }
         platform_testkit::service::events::all_drained(&self.jetstream, &self.namespace)
             .await
             .unwrap();
