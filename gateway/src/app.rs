@@ -1,5 +1,6 @@
 //! Wiring: configuration in, listener bound, everything running until shutdown.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,16 +17,16 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::Authenticator;
 use crate::config::{Config, millis};
-use crate::metrics::{RouteMetrics, UNMATCHED};
+use crate::metrics::{REFUSED, RouteMetrics, UNMATCHED};
 use crate::openapi::ApiDocs;
 use crate::pipeline::Pipeline;
 use crate::proxy::{Proxy, Upstream};
 use crate::rate_limit::{
     RATELIMIT_LIMIT, RATELIMIT_POLICY, RATELIMIT_REMAINING, RATELIMIT_RESET, RateLimiter,
 };
-use crate::readiness::upstream_health;
+use crate::readiness::{Workers, upstream_health};
 use crate::routes::RouteTable;
-use crate::server::Edge;
+use crate::server::{Edge, HeaderLimits};
 
 /// The gateway's name: in logs and traces.
 pub const SERVICE_NAME: &str = "gateway";
@@ -50,12 +51,17 @@ impl Application {
     /// Nothing here needs Redis or the user service to be up: the limiter connects lazily and
     /// fails open, and keys are fetched in the background (and on first use).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        Self::build_worker(config, false).await
+        Self::build_worker(config, false, &Workers::new(1)).await
     }
 
     /// [`Application::build`], for one of several workers sharing the port: the listener is
     /// bound with `SO_REUSEPORT`, so that the kernel spreads connections over the workers.
-    pub async fn build_worker(config: Config, share_port: bool) -> anyhow::Result<Self> {
+    /// Its readiness speaks for all of `workers`, which it joins.
+    pub async fn build_worker(
+        config: Config,
+        share_port: bool,
+        workers: &Arc<Workers>,
+    ) -> anyhow::Result<Self> {
         let table = match &config.routes.file {
             Some(path) => RouteTable::from_file(path)?,
             None => RouteTable::builtin(),
@@ -63,21 +69,7 @@ impl Application {
         let urls = config.upstream_urls();
         table.check_upstreams(&urls)?;
 
-        let breaker = BreakerConfig {
-            failure_threshold: config.breaker.failure_threshold.max(1),
-            cool_down: millis(config.breaker.cool_down_ms),
-        };
-        // Only the upstreams the table routes to: the others are neither probed nor documented.
-        let mut upstreams: Vec<Arc<Upstream>> = Vec::new();
-        for route in table.routes() {
-            if upstreams.iter().all(|known| known.name() != route.upstream) {
-                upstreams.push(Arc::new(Upstream::new(
-                    &route.upstream,
-                    &urls[&route.upstream],
-                    breaker,
-                )?));
-            }
-        }
+        let upstreams = routed_upstreams(&config, &table, &urls)?;
 
         let verifier = JwksVerifier::new(
             JwksVerifierConfig::new(
@@ -105,8 +97,10 @@ impl Application {
             Duration::from_secs(5),
         ));
         docs.refresh().await;
+        let me = workers.join(auth.verifier().clone(), docs.clone());
         let health = upstream_health(
-            auth.verifier(),
+            workers,
+            me,
             if config.health.upstreams {
                 &upstreams
             } else {
@@ -135,6 +129,11 @@ impl Application {
         let edge = Arc::new(Edge {
             pipeline,
             own,
+            header_limits: HeaderLimits {
+                max_bytes: config.server.max_header_bytes.max(1024),
+                max_count: config.server.max_headers.max(16),
+            },
+            refused: RouteMetrics::new(REFUSED, "none"),
             cors: cors_layer(&config)?,
             hsts: config.security.hsts_max_age_secs.map(|max_age| {
                 HeaderValue::try_from(format!("max-age={max_age}; includeSubDomains"))
@@ -183,6 +182,29 @@ impl Application {
     }
 }
 
+/// Only the upstreams the table routes to: the others are neither probed nor documented.
+fn routed_upstreams(
+    config: &Config,
+    table: &RouteTable,
+    urls: &BTreeMap<String, String>,
+) -> anyhow::Result<Vec<Arc<Upstream>>> {
+    let breaker = BreakerConfig {
+        failure_threshold: config.breaker.failure_threshold.max(1),
+        cool_down: millis(config.breaker.cool_down_ms),
+    };
+    let mut upstreams: Vec<Arc<Upstream>> = Vec::new();
+    for route in table.routes() {
+        if upstreams.iter().all(|known| known.name() != route.upstream) {
+            upstreams.push(Arc::new(Upstream::new(
+                &route.upstream,
+                &urls[&route.upstream],
+                breaker,
+            )?));
+        }
+    }
+    Ok(upstreams)
+}
+
 /// Binds `host:port` with `SO_REUSEPORT`, so that several workers can each have a listener.
 async fn bind_shared(host: &str, port: u16) -> anyhow::Result<TcpListener> {
     let addr = tokio::net::lookup_host((host, port))
@@ -217,7 +239,8 @@ pub async fn run_workers(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let workers = workers.max(1);
-    let first = Application::build_worker(config.clone(), workers > 1).await?;
+    let board = Workers::new(workers);
+    let first = Application::build_worker(config.clone(), workers > 1, &board).await?;
     let port = first.http_addr().port();
     tracing::info!(address = %first.http_addr(), workers, "listening");
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -226,6 +249,7 @@ pub async fn run_workers(
         let mut config = config.clone();
         config.http.port = Some(port);
         let mut stopped = stopped.clone();
+        let board = board.clone();
         let thread = std::thread::Builder::new()
             .name(format!("gateway-worker-{index}"))
             .spawn(move || {
@@ -233,7 +257,7 @@ pub async fn run_workers(
                     .enable_all()
                     .build()?;
                 runtime.block_on(async move {
-                    let worker = Application::build_worker(config, true).await?;
+                    let worker = Application::build_worker(config, true, &board).await?;
                     worker
                         .run_until_stopped(async move {
                             let _ = stopped.wait_for(|stop| *stop).await;

@@ -119,8 +119,9 @@ impl Authenticator {
         }))
     }
 
-    /// Keeps the key set fresh: refreshes it every `period` (the first time at once), and
-    /// flushes the token caches whenever a key leaves the set. Both tasks end once the
+    /// Keeps the key set fresh: refreshes it every `period` (the first time at once; every
+    /// second while no key is held), and flushes the token caches whenever a key leaves the
+    /// set. Both tasks end once the
     /// authenticator is dropped.
     pub fn spawn_refresh(&self, period: Duration) -> Vec<JoinHandle<()>> {
         let refresher = self.verifier.spawn_refresh(period);
@@ -129,12 +130,20 @@ impl Authenticator {
         let watcher = tokio::spawn(async move {
             let mut known = verifier.cached_kids();
             let mut ticker = tokio::time::interval(Duration::from_secs(1));
+            // The first tick is at once, while the refresher's first fetch is under way.
+            ticker.tick().await;
             loop {
                 ticker.tick().await;
                 let Some(generation) = generation.upgrade() else {
                     break;
                 };
-                let now = verifier.cached_kids();
+                let mut now = verifier.cached_kids();
+                if now.is_empty() {
+                    // None yet (the user service is starting): ask every second rather than
+                    // at the next refresh, so that the worker is ready within seconds.
+                    let _ = verifier.refresh().await;
+                    now = verifier.cached_kids();
+                }
                 if known.iter().any(|kid| !now.contains(kid)) {
                     tracing::info!(
                         before = ?known,

@@ -6,6 +6,7 @@
 //! | `GATEWAY__HTTP__REQUEST_TIMEOUT_SECS` | `10` | upstream timeout of routes without their own `timeout_ms` |
 //! | `GATEWAY__HTTP__BODY_LIMIT_BYTES` | `65536` | largest request body (413 above) |
 //! | `GATEWAY__SERVER__WORKERS` | one per core | single-threaded workers sharing the port |
+//! | `GATEWAY__SERVER__MAX_HEADER_BYTES` / `__MAX_HEADERS` | `16384` / `100` | largest request head (request line and header fields) and most header fields: 431 problem above |
 //! | `GATEWAY__UPSTREAMS__{NAME}` | `http://127.0.0.1:808x` | base URL of each upstream (user, order, payment, inventory, notification) |
 //! | `GATEWAY__ROUTES__FILE` | built-in table | a route table (TOML, or JSON if the name ends in `.json`) |
 //! | `GATEWAY__JWT__JWKS_URL` / `__ISSUER` / `__AUDIENCE` | the user service's | how access tokens are verified |
@@ -107,11 +108,26 @@ impl Config {
 }
 
 /// How the process serves (`GATEWAY__SERVER__...`).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct ServerSettings {
     /// Single-threaded workers sharing the port; 0 (the default) means one per CPU core.
     pub workers: usize,
+    /// The largest request head, in bytes: request line and header fields, each counted as
+    /// `name: value` and its line end. Larger: 431 problem, never forwarded.
+    pub max_header_bytes: usize,
+    /// The most header fields a request may have. More: 431 problem, never forwarded.
+    pub max_headers: usize,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        Self {
+            workers: 0,
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
+        }
+    }
 }
 
 impl ServerSettings {

@@ -25,6 +25,9 @@ pub const RATE_LIMIT_FAILURES: &str = "gateway_rate_limit_failures_total";
 /// The label of requests that matched no route.
 pub const UNMATCHED: &str = "unmatched";
 
+/// The `route` label of requests refused before routing (their heads were too large).
+pub const REFUSED: &str = "refused";
+
 /// The metrics of one route.
 #[derive(Debug)]
 pub struct RouteMetrics {

@@ -159,13 +159,22 @@ impl ApiDocs {
             .clone()
     }
 
+    /// The upstreams that have never served their document (down since the start).
+    pub fn missing(&self) -> Vec<&str> {
+        let documents = self
+            .documents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        self.upstreams
+            .iter()
+            .map(|upstream| upstream.name())
+            .filter(|name| !documents.contains_key(*name))
+            .collect()
+    }
+
     /// Whether some upstream has never served its document (it was down at start).
     fn incomplete(&self) -> bool {
-        self.documents
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .len()
-            < self.upstreams.len()
+        !self.missing().is_empty()
     }
 
     /// Refreshes every `period` in the background, until the task is aborted; every

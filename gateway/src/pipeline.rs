@@ -1,5 +1,5 @@
-//! What happens to a request for the API, in order: route, authenticate, rate limit, check the
-//! body's size, forward.
+//! What happens to a request for the API, in order: route, authenticate, rate limit (a request
+//! that failed authentication too, by its address), check the body's size, forward.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -167,11 +167,11 @@ impl Pipeline {
             ));
         }
 
-        let identity = match authenticate(&self.auth, route.route.access, &parts.headers).await {
-            Ok(identity) => identity,
-            Err(error) => return local(error),
-        };
-        if let Some(identity) = &identity {
+        // Authentication first, to know whose quota a request counts against; a request whose
+        // token is missing or does not verify still counts, against its client address, so
+        // that a flood of bad tokens is limited like any other.
+        let identity = authenticate(&self.auth, route.route.access, &parts.headers).await;
+        if let Ok(Some(identity)) = &identity {
             tracing::Span::current().record("user_id", tracing::field::display(identity.user_id));
         }
 
@@ -179,7 +179,7 @@ impl Pipeline {
             None => None,
             Some(class) => {
                 let client = match (&identity, class) {
-                    (Some(identity), RateClass::Read | RateClass::Write) => {
+                    (Ok(Some(identity)), RateClass::Read | RateClass::Write) => {
                         Client::User(identity.user_id_header.to_str().unwrap_or_default())
                     }
                     _ => Client::Address(client_address(
@@ -205,6 +205,16 @@ impl Pipeline {
                     }
                     Verdict::Unlimited => None,
                 }
+            }
+        };
+        let identity = match identity {
+            Ok(identity) => identity,
+            Err(error) => {
+                let mut response = local(error);
+                if let Some(quota) = &quota {
+                    quota.write_headers(response.headers_mut());
+                }
+                return response;
             }
         };
 

@@ -19,23 +19,81 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderValue, Request, Response, header};
+use axum::http::{HeaderValue, Request, Response, StatusCode, header};
+use axum::response::IntoResponse as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use platform_http::{RequestId, X_REQUEST_ID};
+use platform_http::{Problem, RequestId, X_REQUEST_ID};
 use tokio::net::TcpListener;
 use tower::{Layer as _, ServiceExt as _};
 use tower_http::cors::CorsLayer;
 
 use crate::body::EdgeBody;
+use crate::metrics::RouteMetrics;
 use crate::pipeline::Pipeline;
 use crate::proxy::Peer;
 
 /// The API's Content-Security-Policy: it serves JSON, which needs no script, style or frame.
 /// `/docs` sets its own, which is kept.
 pub const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// The limits of a request's head, answered with a 431 problem like every other refusal.
+///
+/// hyper refuses a head larger than its read buffer, or with more fields than it parses, with
+/// a bare 431 and a closed connection; its limits are set at four times these (see
+/// [`HeaderLimits::hyper_buffer`]), so that every head between these limits and those gets
+/// a problem with the request id and the security headers, and is counted.
+#[derive(Clone, Copy, Debug)]
+pub struct HeaderLimits {
+    /// The largest head in bytes (request line and fields).
+    pub max_bytes: usize,
+    /// The most fields.
+    pub max_count: usize,
+}
+
+impl HeaderLimits {
+    /// hyper's read buffer: the hard limit past which a head gets hyper's own bare 431.
+    pub fn hyper_buffer(self) -> usize {
+        (self.max_bytes.saturating_mul(4)).max(8192)
+    }
+
+    /// hyper's limit on the number of fields parsed.
+    pub fn hyper_fields(self) -> usize {
+        self.max_count.saturating_mul(4).max(100)
+    }
+
+    /// Why a request's head is refused, if it is.
+    fn refusal<B>(self, request: &Request<B>) -> Option<String> {
+        let headers = request.headers();
+        if headers.len() > self.max_count {
+            return Some(format!(
+                "the request has {} header fields; at most {} are accepted",
+                headers.len(),
+                self.max_count
+            ));
+        }
+        // `METHOD target HTTP/1.1\r\n`, then `name: value\r\n` per field.
+        let line = request.method().as_str().len()
+            + request
+                .uri()
+                .path_and_query()
+                .map_or(1, |target| target.as_str().len())
+            + 12;
+        let fields: usize = headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum();
+        let size = line + fields;
+        (size > self.max_bytes).then(|| {
+            format!(
+                "the request line and header fields take {size} bytes; at most {} are accepted",
+                self.max_bytes
+            )
+        })
+    }
+}
 
 /// Everything a connection needs.
 pub struct Edge {
@@ -47,6 +105,10 @@ pub struct Edge {
     pub cors: Option<CorsLayer>,
     /// `Strict-Transport-Security`, when configured.
     pub hsts: Option<HeaderValue>,
+    /// The limits of a request's head.
+    pub header_limits: HeaderLimits,
+    /// The metrics of requests refused before routing (their heads were too large).
+    pub refused: RouteMetrics,
 }
 
 impl std::fmt::Debug for Edge {
@@ -75,7 +137,9 @@ pub async fn serve(
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30));
+        .header_read_timeout(Duration::from_secs(30))
+        .max_buf_size(edge.header_limits.hyper_buffer())
+        .max_headers(edge.header_limits.hyper_fields());
     tokio::pin!(shutdown);
     loop {
         let (stream, addr) = tokio::select! {
@@ -158,8 +222,21 @@ impl tower::Service<Request<Incoming>> for EdgeService {
                     header
                 }
             };
-            let mut response = match &edge.cors {
-                Some(cors) => {
+            let refusal = edge.header_limits.refusal(&request);
+            let mut response = match (refusal, &edge.cors) {
+                (Some(detail), _) => {
+                    tracing::info!(
+                        request_id = %id_header.to_str().unwrap_or_default(),
+                        %detail,
+                        "request refused: header fields too large"
+                    );
+                    edge.refused
+                        .count(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+                    Problem::new(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, detail)
+                        .into_response()
+                        .map(EdgeBody::Local)
+                }
+                (None, Some(cors)) => {
                     let dispatch = Dispatch {
                         edge: edge.clone(),
                         peer,
@@ -170,7 +247,7 @@ impl tower::Service<Request<Incoming>> for EdgeService {
                         .await
                         .unwrap_or_else(|never| match never {})
                 }
-                None => dispatch(&edge, &peer, &id_header, request).await,
+                (None, None) => dispatch(&edge, &peer, &id_header, request).await,
             };
             let headers = response.headers_mut();
             headers.insert(X_REQUEST_ID, id_header);

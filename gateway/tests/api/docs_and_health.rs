@@ -142,7 +142,13 @@ async fn readiness_reports_each_upstream_and_names_the_one_that_is_down() {
     assert_eq!(response.status(), 200);
     let report: Value = response.json().await.unwrap();
     assert_eq!(report["status"], "ready");
-    assert_eq!(report["checks"].as_array().unwrap().len(), 3);
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|check| check["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["signing-keys", "openapi", "order", "inventory"]);
     assert!(report["checks"][0]["latency_ms"].is_number());
 
     products
@@ -200,7 +206,7 @@ async fn readiness_fails_when_an_upstream_is_not_running() {
         .iter()
         .map(|check| check["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names, ["signing-keys", "inventory"], "{report}");
+    assert_eq!(names, ["signing-keys", "openapi", "inventory"], "{report}");
 }
 
 #[tokio::test]
@@ -262,6 +268,82 @@ async fn readiness_waits_for_the_signing_keys() {
     jwks.publish(&[&signer]);
     let response = gateway.get("/health/ready").send().await.unwrap();
     assert_eq!(response.status(), 200, "the check fetched the keys itself");
+}
+
+/// `make run` used to say "ready" before the gateway had its upstreams' OpenAPI documents:
+/// readiness waits for every document, in every worker.
+#[tokio::test]
+async fn readiness_waits_for_every_upstreams_document_in_every_worker() {
+    let orders = StandIn::start("order").await;
+    let products = StandIn::start("inventory").await;
+    products
+        .state
+        .undocumented
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let signer = TokenSigner::generate("k1");
+    let jwks = JwksStandIn::serving(&[&signer]).await;
+    let gateway = spawn_app(
+        config(
+            &two_services(),
+            &[("order", &orders.url), ("inventory", &products.url)],
+            jwks.url(),
+        )
+        .await,
+    )
+    .await;
+    let response = gateway.get("/health/ready").send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let report: Value = response.json().await.unwrap();
+    let openapi = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|check| check["name"] == "openapi")
+        .unwrap();
+    assert_eq!(openapi["status"], "down");
+    assert!(
+        openapi["error"]
+            .as_str()
+            .unwrap()
+            .contains("no OpenAPI document yet from inventory"),
+        "{report}"
+    );
+
+    products
+        .state
+        .undocumented
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    let response = gateway.get("/health/ready").send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "the check fetched the document itself"
+    );
+
+    // A worker answers for all of them: one of two started is not ready.
+    let workers = gateway::readiness::Workers::new(2);
+    let first = gateway::Application::build_worker(
+        config(
+            &two_services(),
+            &[("order", &orders.url), ("inventory", &products.url)],
+            jwks.url(),
+        )
+        .await,
+        false,
+        &workers,
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{}/health/ready", first.http_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(first.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let response = reqwest::get(&url).await.unwrap();
+    assert_eq!(response.status(), 503);
+    let report = response.text().await.unwrap();
+    assert!(report.contains("1 of 2 workers started"), "{report}");
+    let _ = stop.send(());
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::helpers::{echo_setup, problem};
+use crate::helpers::{echo_setup, metric, problem};
 
 #[tokio::test]
 async fn a_body_over_the_limit_is_refused_with_413_whether_declared_or_streamed() {
@@ -50,6 +50,79 @@ async fn a_body_over_the_limit_is_refused_with_413_whether_declared_or_streamed(
     assert_eq!(
         body["detail"],
         "the request body is larger than the limit of 1024 bytes"
+    );
+}
+
+/// Header blocks up to ~420 KiB (hyper's default buffer) used to be accepted and forwarded, and
+/// hyper's own 431s were bare. Past the explicit limits, a request gets a 431 problem like any
+/// other refusal (request id, security headers, counted) and never reaches the upstream.
+#[tokio::test]
+async fn a_request_head_over_the_limits_is_a_431_problem_and_is_not_forwarded() {
+    let setup = echo_setup(|config| {
+        config.server.max_header_bytes = 8 * 1024;
+        config.server.max_headers = 40;
+    })
+    .await;
+
+    let mut many = setup.gateway.get("/api/v1/echo");
+    for index in 0..41 {
+        many = many.header(format!("x-filler-{index}"), "1");
+    }
+    let response = many
+        .header("x-request-id", "too-many-1")
+        .send()
+        .await
+        .unwrap();
+    let headers = response.headers().clone();
+    let body = problem(response, 431).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at most 40 are accepted"),
+        "{body}"
+    );
+    assert_eq!(headers["x-request-id"], "too-many-1");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
+    assert_eq!(
+        headers["content-security-policy"],
+        "default-src 'none'; frame-ancestors 'none'"
+    );
+
+    let large = setup
+        .gateway
+        .get("/api/v1/echo")
+        .header("x-large", "a".repeat(9 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert!(large.headers().contains_key("x-request-id"));
+    let body = problem(large, 431).await;
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("at most 8192 are accepted"),
+        "{body}"
+    );
+    // A long target counts too.
+    let long = format!("/api/v1/echo?q={}", "b".repeat(9 * 1024));
+    problem(setup.gateway.get(&long).send().await.unwrap(), 431).await;
+    assert_eq!(setup.upstream.hits(), 0, "nothing was forwarded");
+
+    // Within the limits, it goes through.
+    let mut fine = setup.gateway.get("/api/v1/echo");
+    for index in 0..30 {
+        fine = fine.header(format!("x-filler-{index}"), "c".repeat(200));
+    }
+    assert_eq!(fine.send().await.unwrap().status(), 200);
+    let metrics = setup.gateway.metrics().await;
+    assert_eq!(
+        metric::<u64>(
+            &metrics,
+            r#"gateway_requests_total{route="refused",upstream="none",status="431"}"#
+        ),
+        3
     );
 }
 

@@ -47,6 +47,8 @@ pub struct StandInState {
     pub failing: AtomicBool,
     /// `/health/ready` answers 503 while set.
     pub unready: AtomicBool,
+    /// `/openapi.json` answers 503 while set.
+    pub undocumented: AtomicBool,
     /// Paths its `/openapi.json` documents (GET operations).
     pub documented: Vec<String>,
     /// `*/gate` stops after its first chunk until this is notified.
@@ -140,6 +142,9 @@ impl StandIn {
 }
 
 async fn openapi(State(state): State<Arc<StandInState>>) -> Response {
+    if state.undocumented.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     let paths: serde_json::Map<String, Value> = state
         .documented
         .iter()

@@ -121,6 +121,60 @@ async fn users_are_limited_one_by_one_and_anonymous_clients_by_address() {
     );
 }
 
+/// A missing, forged or foreign token used to skip the limiter altogether (authentication ran
+/// first and answered 401): such requests count against the client's address like anonymous
+/// ones, and past the limit get 429s.
+#[tokio::test]
+async fn requests_with_a_missing_or_bad_token_are_limited_by_address() {
+    let setup = echo_setup(|config| {
+        config.rate_limit.read = ClassLimitSettings::new(3, 60);
+        config.rate_limit.trust_forwarded_for = true;
+    })
+    .await;
+    let ada = setup.identities.customer().token;
+    let mut forged = ada.clone();
+    forged.push('x');
+    let send = |path: &'static str, token: Option<&str>, forwarded: &'static str| {
+        let mut request = setup.gateway.get(path).header("x-forwarded-for", forwarded);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move { request.send().await.unwrap() }
+    };
+
+    let mut remaining = Vec::new();
+    for (path, token) in [
+        ("/api/v1/private", None),
+        ("/api/v1/private", Some(forged.as_str())),
+        ("/api/v1/maybe", Some(forged.as_str())),
+    ] {
+        let response = send(path, token, "203.0.113.7").await;
+        remaining.push(response.headers()["ratelimit-remaining"].clone());
+        problem(response, 401).await;
+    }
+    assert_eq!(remaining, ["2", "1", "0"]);
+    let body = problem(
+        send("/api/v1/private", Some(&forged), "203.0.113.7").await,
+        429,
+    )
+    .await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("`read`"),
+        "{body}"
+    );
+    // The same address's anonymous requests share that count...
+    problem(send("/api/v1/echo", None, "203.0.113.7").await, 429).await;
+    // ...but another address, and a user with a valid token, have quotas of their own.
+    problem(send("/api/v1/private", None, "203.0.113.8").await, 401).await;
+    assert_eq!(
+        send("/api/v1/private", Some(&ada), "203.0.113.7")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(setup.upstream.hits(), 1, "no refused request was forwarded");
+}
+
 #[tokio::test]
 async fn without_a_trusted_proxy_a_client_cannot_dodge_its_limit_with_x_forwarded_for() {
     let setup = echo_setup(|config| config.rate_limit.read = ClassLimitSettings::new(2, 60)).await;

@@ -12,4 +12,5 @@
 
 mod chaos;
 mod helpers;
+mod hostile;
 mod journeys;

@@ -9,6 +9,11 @@
 //! | body larger than the limit                             | 413    |
 //! | path parameter that does not parse (named)             | 400    |
 //! | query parameter missing or not parsing (named)         | 400    |
+//! | a control character in a JSON string (field named)     | 422    |
+//! | a control character in a path or query parameter       | 400    |
+//!
+//! Control characters: see [`crate::text`]; line breaks and tabs are let through (a free text
+//! may hold them), any other is refused wherever it is.
 
 use std::error::Error as _;
 use std::fmt;
@@ -25,6 +30,7 @@ use serde::de::DeserializeOwned;
 
 use crate::layers::BodyLimit;
 use crate::problem::{ApiError, FieldError};
+use crate::text;
 
 /// JSON request body (extractor) or response body (response), with problem+json rejections.
 ///
@@ -60,6 +66,14 @@ impl<T: DeserializeOwned> Json<T> {
             .map_err(|error| json_error(&error))?;
         // Trailing data after the document (`{"a":1} x`) is a syntax error, not a valid body.
         deserializer.end().map_err(|error| syntax_error(&error))?;
+        if text::json_has_forbidden_control(bytes) {
+            // Rare: parse again, to name the field.
+            let field = serde_json::from_slice(bytes)
+                .ok()
+                .and_then(|document| text::forbidden_control_in_json(&document))
+                .unwrap_or_else(|| FieldError::new("", "must not contain control characters"));
+            return Err(ApiError::Validation(vec![field]));
+        }
         Ok(Self(value))
     }
 }
@@ -220,7 +234,19 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            Ok(axum::extract::Path(value)) => {
+                if let Ok(params) = RawPathParams::from_request_parts(parts, state).await {
+                    for (name, value) in &params {
+                        if let Some(c) = text::forbidden_control_character(value) {
+                            return Err(ApiError::BadRequest(format!(
+                                "path parameter `{name}` {}",
+                                text::control_character_message(c)
+                            )));
+                        }
+                    }
+                }
+                Ok(Self(value))
+            }
             Err(rejection) => {
                 // The names of the parameters, to name the bad one when axum's error does not.
                 let names: Vec<String> = RawPathParams::from_request_parts(parts, state)
@@ -316,9 +342,22 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+        let value = axum::extract::Query::<T>::try_from_uri(&parts.uri)
             .map(|axum::extract::Query(value)| Self(value))
-            .map_err(|rejection| query_error(&rejection))
+            .map_err(|rejection| query_error(&rejection))?;
+        let pairs = form_urlencoded::parse(parts.uri.query().unwrap_or_default().as_bytes());
+        for (name, value) in pairs {
+            if let Some(c) = text::forbidden_control_character(&name)
+                .or_else(|| text::forbidden_control_character(&value))
+            {
+                return Err(ApiError::BadRequest(format!(
+                    "query parameter `{}` {}",
+                    name.escape_debug(),
+                    text::control_character_message(c)
+                )));
+            }
+        }
+        Ok(value)
     }
 }
 

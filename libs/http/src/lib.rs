@@ -14,6 +14,7 @@ pub mod paging;
 pub mod problem;
 pub mod request_id;
 pub mod serve;
+pub mod text;
 
 pub use extract::{Json, Path, Query};
 pub use layers::{HttpConfig, record_response, with_standard_layers};

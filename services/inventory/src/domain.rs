@@ -60,6 +60,8 @@ impl ProductName {
         if name.chars().count() > 200 {
             return Err(FieldError::new("name", "must be at most 200 characters"));
         }
+        // One line: it is copied into orders, mail subjects and logs.
+        platform_http::text::single_line("name", name)?;
         Ok(Self(name.to_owned()))
     }
 

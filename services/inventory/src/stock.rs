@@ -221,7 +221,9 @@ impl Stock {
                 alerts.push(LowStock {
                     product_id: after.id.clone(),
                     sku: after.sku.clone(),
-                    name: after.name.clone(),
+                    // A name stored before control characters were refused must not break the
+                    // services that store this event.
+                    name: platform_http::text::without_control_characters(&after.name).into_owned(),
                     available,
                     threshold: after.low_stock_threshold,
                 });

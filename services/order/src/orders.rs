@@ -221,7 +221,9 @@ impl Orders {
             lines.push(ItemRow {
                 line: i32::try_from(index).unwrap_or(i32::MAX),
                 sku: item.sku.clone(),
-                name: product.name.clone(),
+                // The catalogue refuses control characters, but a name stored before it did (or
+                // around its API) must not make every order for the product fail.
+                name: platform_http::text::without_control_characters(&product.name).into_owned(),
                 quantity: i32::try_from(item.quantity).unwrap_or(i32::MAX),
                 unit_price_minor: price.minor,
                 currency: price.currency.clone(),

@@ -4,7 +4,11 @@ use std::fmt;
 
 use platform_http::FieldError;
 
-/// A normalised email address: trimmed, lower case, shaped like `local@domain.tld`.
+/// A normalised email address: trimmed, lower case, shaped like `local@domain.tld`, and one
+/// the notification service's mail sender can deliver to. That sender speaks plain SMTP (no
+/// SMTPUTF8), so the part before the `@` must be ASCII (RFC 5322's dot-atom: letters, digits,
+/// ``!#$%&'*+/=?^_`{|}~-`` and single dots between them); an internationalised domain is kept
+/// in its ASCII (punycode) form, `bücher.example` as `xn--bcher-kva.example`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Email(String);
 
@@ -20,7 +24,7 @@ impl Email {
             return Err(invalid("must be at most 254 characters"));
         }
         if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(invalid("must not contain spaces"));
+            return Err(invalid("must not contain spaces or control characters"));
         }
         let Some((local, domain)) = email.split_once('@') else {
             return Err(invalid("must be an email address such as ada@example.com"));
@@ -28,18 +32,39 @@ impl Email {
         if local.is_empty() || local.len() > 64 || domain.contains('@') {
             return Err(invalid("must be an email address such as ada@example.com"));
         }
+        if !local.is_ascii() {
+            return Err(invalid(
+                "must have only ASCII letters, digits and punctuation before the @ \
+                 (mail to other characters cannot be delivered)",
+            ));
+        }
+        let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
+        if !local
+            .split('.')
+            .all(|atom| !atom.is_empty() && atom.chars().all(atext))
+        {
+            return Err(invalid(
+                "must have letters, digits or ``!#$%&'*+/=?^_`{|}~-`` before the @, with \
+                 single dots only between them",
+            ));
+        }
+        let domain_error = "must have a domain such as example.com after the @";
+        // UTS 46: `Bücher.Example` -> `xn--bcher-kva.example`; an ASCII domain is unchanged.
+        let domain = idna::domain_to_ascii(domain).map_err(|_| invalid(domain_error))?;
         let labels: Vec<&str> = domain.split('.').collect();
         let label_ok = |label: &&str| {
             !label.is_empty()
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.chars().all(|c| c.is_alphanumeric() || c == '-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
         };
-        if labels.len() < 2 || !labels.iter().all(label_ok) {
-            return Err(invalid(
-                "must have a domain such as example.com after the @",
-            ));
+        if labels.len() < 2 || domain.len() > 253 || !labels.iter().all(label_ok) {
+            return Err(invalid(domain_error));
+        }
+        let email = format!("{local}@{domain}");
+        if email.len() > 254 {
+            return Err(invalid("must be at most 254 characters"));
         }
         Ok(Self(email))
     }
@@ -265,6 +290,41 @@ mod tests {
             assert!(!error.message.is_empty());
         }
         assert!(Email::parse(&format!("{}@example.com", "a".repeat(65))).is_err());
+    }
+
+    /// The notification service's sender speaks plain SMTP: an address it cannot send to is
+    /// refused at registration, not accepted and then dead-lettered.
+    #[test]
+    fn addresses_the_mail_sender_cannot_deliver_to_are_refused() {
+        for raw in [
+            "josé@example.com",
+            "пользователь@example.com",
+            "ada\u{0}@example.com",
+            "ada\u{7}@example.com",
+            "\"ada lovelace\"@example.com",
+            "ada(comment)@example.com",
+            ".ada@example.com",
+            "ada.@example.com",
+            "ada..lovelace@example.com",
+            "ada@exa_mple.com",
+        ] {
+            let error = Email::parse(raw).unwrap_err();
+            assert_eq!(error.field, "email", "{raw:?}");
+        }
+        assert!(
+            Email::parse("josé@example.com")
+                .unwrap_err()
+                .message
+                .contains("ASCII")
+        );
+        for raw in ["o'brien@example.com", "a!#$%&*+/=?^_`{|}~-z@example.com"] {
+            assert_eq!(email(raw).as_str(), raw);
+        }
+        // Mail to an internationalised domain goes to its ASCII form.
+        assert_eq!(
+            email("Ada@Bücher.Example").as_str(),
+            "ada@xn--bcher-kva.example"
+        );
     }
 
     #[test]

@@ -164,6 +164,59 @@ async fn invalid_products_are_refused_naming_each_field() {
     assert_eq!(app.get_json("/api/v1/products").await["total"], 0);
 }
 
+/// A NUL in a product name once made every order for the product fail (PostgreSQL refuses the
+/// byte in the order line): control characters are refused in every text, line breaks and tabs
+/// only in the description.
+#[tokio::test]
+async fn control_characters_are_refused_in_every_text() {
+    let app = spawn_app().await;
+    let admin = app.admin();
+    let existing = app.stocked("KIT-MUG", 5, 1).await;
+    let id = existing["id"].as_str().unwrap();
+
+    for (field, value, code) in [
+        ("name", "Mug\u{0}", "U+0000"),
+        ("name", "\u{1b}[31mRed mug", "U+001B"),
+        ("name", "Two\nlines", "U+000A"),
+        ("description", "Nul\u{0}", "U+0000"),
+        ("description", "Next line\u{85}", "U+0085"),
+        ("sku", "KIT-PAN\u{0}", "U+0000"),
+        ("category", "kitchen\u{7}", "U+0007"),
+    ] {
+        let mut new = product("KIT-PAN", "Pan", 4000, 1, 1);
+        new[field] = json!(value);
+        let body = problem(app.post(Some(&admin), "/api/v1/products", &new).await, 422).await;
+        assert_eq!(body["errors"][0]["field"], field, "{value:?}");
+        assert!(
+            body["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains(code),
+            "{value:?}: {body}"
+        );
+    }
+    let change = json!({"version": 1, "name": "Mug\u{0}"});
+    problem(
+        app.patch(Some(&admin), &format!("/api/v1/products/{id}"), &change)
+            .await,
+        422,
+    )
+    .await;
+    let body = problem(app.get("/api/v1/products?search=mug%00").await, 400).await;
+    assert!(
+        body["detail"].as_str().unwrap().contains("`search`"),
+        "{body}"
+    );
+    problem(app.get("/api/v1/products/KIT%00MUG").await, 400).await;
+    assert_eq!(app.get_json("/api/v1/products").await["total"], 1);
+
+    // A description is free text: line breaks and tabs are kept.
+    let mut new = product("KIT-PAN", "Pan", 4000, 1, 1);
+    new["description"] = json!("Cast iron.\n\tOven safe.");
+    let response = app.post(Some(&admin), "/api/v1/products", &new).await;
+    assert_eq!(response.status(), 201);
+}
+
 #[tokio::test]
 async fn an_update_based_on_a_stale_version_is_a_conflict() {
     let app = spawn_app().await;

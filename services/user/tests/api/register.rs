@@ -80,6 +80,85 @@ async fn a_malformed_email_is_a_422_naming_the_field() {
     }
 }
 
+/// The mail sender speaks plain SMTP: an address it cannot deliver to (a non-ASCII name before
+/// the @) used to be accepted, and every mail to it went to dead letters.
+#[tokio::test]
+async fn an_address_mail_cannot_be_delivered_to_is_a_422_and_an_international_domain_is_kept_in_ascii()
+ {
+    let app = spawn_app().await;
+    for email in [
+        "josé@example.com",
+        "\"ada\"@example.com",
+        "ada..l@example.com",
+    ] {
+        let body = problem(app.register(email, PASSWORD).await, 422).await;
+        assert_eq!(invalid_fields(&body), ["email"], "{email:?}: {body}");
+    }
+    let body = problem(app.register("josé@example.com", PASSWORD).await, 422).await;
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ASCII"),
+        "{body}"
+    );
+
+    let name = unique_name("ada");
+    let response = app
+        .register(&format!("{name}@Bücher.example"), PASSWORD)
+        .await;
+    assert_eq!(response.status(), 201);
+    let user: Value = response.json().await.unwrap();
+    assert_eq!(user["email"], format!("{name}@xn--bcher-kva.example"));
+    // Either spelling signs in.
+    for spelling in [
+        format!("{name}@bücher.example"),
+        format!("{name}@xn--bcher-kva.example"),
+    ] {
+        let response = app
+            .post(
+                "/api/v1/auth/login",
+                &json!({"email": spelling, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status(), 200, "{spelling}");
+    }
+}
+
+/// Control characters are refused in every text, wherever they are in the body.
+#[tokio::test]
+async fn control_characters_are_refused_in_every_field() {
+    let app = spawn_app().await;
+    let name = unique_name("ada");
+    for (body, field) in [
+        (
+            json!({"email": format!("{name}@example.com"), "password": PASSWORD, "display_name": "Ada\u{0}"}),
+            "display_name",
+        ),
+        (
+            json!({"email": format!("{name}\u{0}@example.com"), "password": PASSWORD}),
+            "email",
+        ),
+        (
+            json!({"email": format!("{name}@example.com"), "password": format!("{PASSWORD}\u{0}")}),
+            "password",
+        ),
+    ] {
+        let body = problem(app.post("/api/v1/auth/register", &body).await, 422).await;
+        assert_eq!(invalid_fields(&body), [field], "{body}");
+    }
+    let body = problem(
+        app.post(
+            "/api/v1/auth/login",
+            &json!({"email": format!("{name}@example.com"), "password": "a\u{1b}b"}),
+        )
+        .await,
+        422,
+    )
+    .await;
+    assert_eq!(invalid_fields(&body), ["password"], "{body}");
+}
+
 #[tokio::test]
 async fn a_weak_password_is_a_422_that_explains_the_policy() {
     let app = spawn_app().await;
