@@ -100,8 +100,9 @@ pub(crate) async fn place_with_key(
     }
 }
 
-/// A burst of orders with `fault` injected once a third of them are placed; then, once every
-/// order has finished, the invariants of docs/design.md (see [`assert_invariants`]).
+/// A burst of orders with `fault` (given the target and this run's SKUs) injected once a third
+/// of them are placed; then, once every order has finished, the invariants of docs/design.md
+/// (see [`assert_invariants`]).
 ///
 /// Good, declined and flaky cards, and scarce stock: of three products, the second has stock
 /// for only half the orders that want it.
@@ -109,7 +110,7 @@ pub(crate) async fn burst(
     target: &mut Target,
     client: &Client,
     shape: Burst,
-    fault: impl AsyncFnOnce(&mut Target),
+    fault: impl AsyncFnOnce(&mut Target, &[String]),
 ) -> Finished {
     let (email, password) = target.admin();
     let admin = client.sign_in(email, password).await.unwrap();
@@ -142,7 +143,7 @@ pub(crate) async fn burst(
         while placed_count.load(Ordering::Relaxed) < n / 3 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        fault(target).await;
+        fault(target, &skus).await;
     };
     let buyers_ref = &buyers;
     let placed_ref = &placed_count;
@@ -205,7 +206,7 @@ async fn burst_with_a_crash(victim: Service) {
         &mut target,
         &client,
         Burst::SMALL,
-        async |target: &mut Target| {
+        async |target: &mut Target, _: &[String]| {
             target.kill(victim).await;
             tokio::time::sleep(Duration::from_millis(500)).await;
             target.restart(victim).await;

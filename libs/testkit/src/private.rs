@@ -262,6 +262,21 @@ impl PrivateServer {
         Ok(())
     }
 
+    /// Freezes it (SIGSTOP): connections stay open and the port accepts, but nothing answers,
+    /// as a server stuck or behind a black hole does. Its data stays.
+    pub fn pause(&self) {
+        if let Some(child) = &self.child {
+            signal_process(child, "-STOP");
+        }
+    }
+
+    /// Lets a paused server run again (SIGCONT).
+    pub fn resume(&self) {
+        if let Some(child) = &self.child {
+            signal_process(child, "-CONT");
+        }
+    }
+
     /// Stops it, leaves it down for `down_for`, and starts it again.
     pub async fn restart(&mut self, how: Stop, down_for: Duration) -> anyhow::Result<()> {
         self.stop(how).await?;
@@ -341,6 +356,7 @@ impl PrivateServer {
 impl Drop for PrivateServer {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            signal_process(&child, "-CONT");
             // PostgreSQL's immediate shutdown also ends its backends; SIGKILL would orphan them.
             let signal = if self.kind == Kind::Postgres {
                 "-QUIT"
