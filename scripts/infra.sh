@@ -8,6 +8,7 @@
 #   scripts/infra.sh down            stop everything this script started (data kept)
 #   scripts/infra.sh status          one line per server; exit 1 if any is down
 #   scripts/infra.sh env             `export NAME=value` lines for eval "$(...)"
+#                                    (the URLs, and INFRA_* paths of the servers' programs)
 #   scripts/infra.sh reset           down + delete the data (the venv is kept)
 #   scripts/infra.sh start|stop NAME one server: postgres|redis|nats|mongo|mail
 #   scripts/infra.sh venv            only the Python tools (kubernetes-validate, ...)
@@ -453,6 +454,16 @@ cmd_env() {
   printf "export MONGODB_URL='%s'\n" "$MONGODB_URL"
   printf "export SMTP_URL='%s'\n" "$SMTP_URL"
   printf "export MAIL_API_URL='%s'\n" "$MAIL_API_URL"
+  # The servers' programs, for tests that run (and restart) servers of their own
+  # (libs/testkit's `private`); a missing one is left unset, and such a test says so.
+  local pg_dir redis_server
+  if pg_dir=$(pg_bin); then printf "export INFRA_PG_BIN_DIR='%s'\n" "$pg_dir"; fi
+  if redis_server=$(command -v redis-server); then
+    printf "export INFRA_REDIS_SERVER='%s'\n" "$redis_server"
+  fi
+  [[ -x $(nats_bin) ]] && printf "export INFRA_NATS_SERVER='%s'\n" "$(nats_bin)"
+  [[ -x $VENV/bin/secantusd-py ]] && printf "export INFRA_SECANTUSD='%s'\n" "$VENV/bin/secantusd-py"
+  return 0
 }
 
 cmd_status() {
@@ -488,7 +499,7 @@ cmd_reset() {
 }
 
 usage() {
-  sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit "${1:-2}"
 }
 

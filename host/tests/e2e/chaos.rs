@@ -7,33 +7,76 @@
 //! deployment at a time (a killed service fails whatever else is running).
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bson::{Document, doc};
 use futures::TryStreamExt as _;
-use futures::future::join_all;
+use futures::stream::{self, StreamExt as _};
 use platform_host::{Client, Customer, Service};
 use platform_testkit::eventually;
 use reqwest::StatusCode;
 use serde_json::Value;
 use sqlx::PgPool;
-use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::helpers::{Target, customer_with_card, target, unique_sku};
 
-const ORDERS: usize = 24;
+/// The test cards the customers pay with, in turn: two that capture, one declined, one that
+/// fails its first attempt.
+const CARDS: [&str; 4] = [
+    "4242 4242 4242 4242",
+    "4242 4242 4242 4242",
+    "4000 0000 0000 0002",
+    "4000 0000 0000 0119",
+];
 
-/// Places an order, retrying with the same key while the platform is disrupted.
-async fn place(client: &Client, customer: &Customer, items: &[(&str, i64)], card: Uuid) -> Uuid {
-    let key = Uuid::now_v7().to_string();
+/// How big a burst of orders is.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Burst {
+    /// Orders placed.
+    pub orders: usize,
+    /// Customers placing them (each with one of [`CARDS`], in turn).
+    pub customers: usize,
+    /// Orders in flight at once (each client places its order, retrying, then the next).
+    pub concurrency: usize,
+    /// Whether every fifth client sends its order again once it has its answer, as a client
+    /// that lost the answer does: the same key must give the same order.
+    pub resend: bool,
+}
+
+impl Burst {
+    /// The chaos tests' burst: 24 orders at once from 4 customers.
+    pub(crate) const SMALL: Burst = Burst {
+        orders: 24,
+        customers: 4,
+        concurrency: 24,
+        resend: false,
+    };
+}
+
+/// What a burst left behind, for a test's own checks.
+pub(crate) struct Finished {
+    /// Every order as its buyer finally sees it (`CONFIRMED` or `CANCELLED`).
+    pub orders: Vec<Value>,
+    /// This run's products' SKUs.
+    pub skus: Vec<String>,
+}
+
+/// Places an order with `key`, retrying with that key (honouring `Retry-After`) until the
+/// platform answers with the order, for at most 90 s.
+pub(crate) async fn place_with_key(
+    client: &Client,
+    customer: &Customer,
+    key: &str,
+    items: &[(&str, i64)],
+    card: Uuid,
+) -> Uuid {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let mut pause = Duration::from_millis(200);
         if let Ok(response) = client
-            .place_order_with_key(customer, &key, items, card)
+            .place_order_with_key(customer, key, items, card)
             .await
         {
             if matches!(response.status(), StatusCode::CREATED | StatusCode::OK) {
@@ -57,8 +100,100 @@ async fn place(client: &Client, customer: &Customer, items: &[(&str, i64)], card
     }
 }
 
+/// A burst of orders with `fault` (given the target and this run's SKUs) injected once a third
+/// of them are placed; then, once every order has finished, the invariants of docs/design.md
+/// (see [`assert_invariants`]).
+///
+/// Good, declined and flaky cards, and scarce stock: of three products, the second has stock
+/// for only half the orders that want it.
+pub(crate) async fn burst(
+    target: &mut Target,
+    client: &Client,
+    shape: Burst,
+    fault: impl AsyncFnOnce(&mut Target, &[String]),
+) -> Finished {
+    let (email, password) = target.admin();
+    let admin = client.sign_in(email, password).await.unwrap();
+    // This run's own products: SKUs no other run uses; stock for 24 orders is 10, 6 and 30.
+    let skus = ["CHAOS-A", "CHAOS-B", "CHAOS-C"].map(unique_sku);
+    let (a, b, c) = (skus[0].as_str(), skus[1].as_str(), skus[2].as_str());
+    let n = shape.orders;
+    let mut stock = HashMap::new();
+    for (sku, units) in [
+        (a, (n * 5).div_ceil(12)),
+        (b, n / 4),
+        (c, (n * 5).div_ceil(4)),
+    ] {
+        let units = i64::try_from(units).unwrap();
+        client
+            .create_product(&admin, sku, 1000, units)
+            .await
+            .unwrap();
+        stock.insert(sku, units);
+    }
+    let buyers = stream::iter(
+        (0..shape.customers).map(|i| customer_with_card(client, CARDS[i % CARDS.len()])),
+    )
+    .buffered(8)
+    .collect::<Vec<_>>()
+    .await;
+
+    let placed_count = AtomicUsize::new(0);
+    let disruption = async {
+        while placed_count.load(Ordering::Relaxed) < n / 3 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        fault(target, &skus).await;
+    };
+    let buyers_ref = &buyers;
+    let placed_ref = &placed_count;
+    let placing = stream::iter(0..n)
+        .map(|i| {
+            let buyer = i % buyers_ref.len();
+            let (customer, card) = &buyers_ref[buyer];
+            let lines: Vec<(&str, i64)> = match i % 3 {
+                0 => vec![(a, 1), (c, 2)],
+                1 => vec![(b, 2)],
+                _ => vec![(c, 1)],
+            };
+            async move {
+                let key = Uuid::now_v7().to_string();
+                let id = place_with_key(client, customer, &key, &lines, *card).await;
+                placed_ref.fetch_add(1, Ordering::Relaxed);
+                if shape.resend && i % 5 == 0 {
+                    let again = place_with_key(client, customer, &key, &lines, *card).await;
+                    assert_eq!(again, id, "the same key placed a second order");
+                }
+                (buyer, id)
+            }
+        })
+        .buffer_unordered(shape.concurrency)
+        .collect::<Vec<_>>();
+    let ((), orders) = tokio::join!(disruption, placing);
+
+    // Every order finishes.
+    let mut confirmed_total = 0;
+    let mut finished = Vec::with_capacity(orders.len());
+    for (buyer, id) in &orders {
+        let order = client
+            .finished(&buyers[*buyer].0, *id, Duration::from_secs(180))
+            .await
+            .unwrap();
+        if order["status"] == "CONFIRMED" {
+            confirmed_total += order["total"]["minor"].as_i64().unwrap();
+        }
+        finished.push(order);
+    }
+
+    assert_invariants(target, &stock, &orders, confirmed_total).await;
+    Finished {
+        orders: finished,
+        skus: skus.to_vec(),
+    }
+}
+
 async fn burst_with_a_crash(victim: Service) {
-    let (target, client) = target(|_| {}).await;
+    let (mut target, client) = target(|_| {}).await;
     if let Target::Deployed(deployed) = &target {
         assert!(
             deployed.can_kill_and_start(),
@@ -67,83 +202,23 @@ async fn burst_with_a_crash(victim: Service) {
              -E 'not test(/^chaos::/)'"
         );
     }
-    let (email, password) = target.admin();
-    let admin = client.sign_in(email, password).await.unwrap();
-    // This run's own products: SKUs no other run uses.
-    let [a, b, c] = ["CHAOS-A", "CHAOS-B", "CHAOS-C"].map(unique_sku);
-    let (a, b, c) = (a.as_str(), b.as_str(), c.as_str());
-    let mut stock = HashMap::new();
-    for (sku, units) in [(a, 10), (b, 6), (c, 30)] {
-        client
-            .create_product(&admin, sku, 1000, units)
-            .await
-            .unwrap();
-        stock.insert(sku, units);
-    }
-    let target = Arc::new(Mutex::new(target));
-    let buyers = join_all(
-        [
-            "4242 4242 4242 4242",
-            "4242 4242 4242 4242",
-            "4000 0000 0000 0002",
-            "4000 0000 0000 0119",
-        ]
-        .map(|card| customer_with_card(&client, card)),
-    )
-    .await;
-
-    // The burst; the victim dies once a third of the orders are in.
-    let placed_count = Arc::new(AtomicUsize::new(0));
-    let crash = {
-        let target = Arc::clone(&target);
-        let placed_count = Arc::clone(&placed_count);
-        tokio::spawn(async move {
-            while placed_count.load(Ordering::Relaxed) < ORDERS / 3 {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            let mut target = target.lock().await;
+    burst(
+        &mut target,
+        &client,
+        Burst::SMALL,
+        async |target: &mut Target, _: &[String]| {
             target.kill(victim).await;
             tokio::time::sleep(Duration::from_millis(500)).await;
             target.restart(victim).await;
-        })
-    };
-    let buyer_count = buyers.len();
-    let buyers_ref = &buyers;
-    let orders = join_all((0..ORDERS).map(|i| {
-        let (customer, card) = &buyers_ref[i % buyer_count];
-        let lines: Vec<(&str, i64)> = match i % 3 {
-            0 => vec![(a, 1), (c, 2)],
-            1 => vec![(b, 2)],
-            _ => vec![(c, 1)],
-        };
-        let client = &client;
-        let placed_count = &placed_count;
-        async move {
-            let id = place(client, customer, &lines, *card).await;
-            placed_count.fetch_add(1, Ordering::Relaxed);
-            (i % buyer_count, id)
-        }
-    }))
+        },
+    )
     .await;
-    crash.await.unwrap();
-
-    // Every order finishes.
-    let mut confirmed_total = 0;
-    for (buyer, id) in &orders {
-        let order = client
-            .finished(&buyers[*buyer].0, *id, Duration::from_secs(120))
-            .await
-            .unwrap();
-        if order["status"] == "CONFIRMED" {
-            confirmed_total += order["total"]["minor"].as_i64().unwrap();
-        }
-    }
-
-    let target = target.lock().await;
-    assert_invariants(&target, &stock, &orders, confirmed_total).await;
 }
 
-async fn assert_invariants(
+/// The invariants, in the services' own stores: no order half-way, stock conserved and
+/// nothing left reserved, money conserved (captured - refunded = the confirmed orders'
+/// total), and exactly one notification per finished order.
+pub(crate) async fn assert_invariants(
     target: &Target,
     stock: &HashMap<&str, i64>,
     orders: &[(usize, Uuid)],
@@ -227,7 +302,7 @@ async fn assert_invariants(
 
     // Every finished order leads to exactly one message about it, once the platform is quiet.
     let ids: Vec<String> = orders.iter().map(|(_, id)| id.to_string()).collect();
-    let per_order: Vec<(String, i64)> = eventually(Duration::from_secs(60), "one notification per order", || async {
+    let per_order: Vec<(String, i64)> = eventually(Duration::from_secs(120), "one notification per order", || async {
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT event->>'subject', count(*) FROM notifications \
              WHERE event_type IN ('orders.confirmed', 'orders.cancelled') AND event->>'subject' = ANY($1) \

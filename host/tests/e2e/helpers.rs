@@ -57,18 +57,24 @@ impl Target {
         }
     }
 
-    /// A service's MongoDB database (`inventory`), on the server of `MONGODB_URL`.
+    /// A service's MongoDB database (`inventory`): on a platform of its own, on the server it
+    /// runs with; on a deployment, on the server of `MONGODB_URL`.
     pub async fn mongo_database(&self, database: &str) -> mongodb::Database {
-        let name = match self {
-            Self::Own(platform) => platform.config().database(database),
-            Self::Deployed(deployed) => deployed.database(database),
-        };
-        let client = platform_testkit::mongo_client()
-            .await
-            .unwrap_or_else(|error| {
-                panic!("MONGODB_URL must name the platform's MongoDB-wire server: {error:#}")
-            });
-        client.database(&name)
+        match self {
+            Self::Own(platform) => {
+                let url = &platform.config().infra.mongodb;
+                mongodb::Client::with_uri_str(url)
+                    .await
+                    .unwrap_or_else(|error| panic!("the platform's MongoDB at {url}: {error}"))
+                    .database(&platform.config().database(database))
+            }
+            Self::Deployed(deployed) => platform_testkit::mongo_client()
+                .await
+                .unwrap_or_else(|error| {
+                    panic!("MONGODB_URL must name the platform's MongoDB-wire server: {error:#}")
+                })
+                .database(&deployed.database(database)),
+        }
     }
 
     /// Kills a process at once (SIGKILL).

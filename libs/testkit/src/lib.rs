@@ -9,6 +9,10 @@
 //! MongoDB database ([`fresh_mongo_database`]), and unique names for streams, subjects and keys
 //! ([`unique_name`]), so tests run in parallel and in any order.
 //!
+//! Tests that stop or restart a store or the broker run one of their own
+//! ([`private::PrivateServer`]), on a free port, so the shared servers keep serving every other
+//! test.
+//!
 //! [`service`] holds what every service's tests share: identities and tokens, a JWKS stand-in,
 //! settings localised to a test, problem+json assertions, and event assertions that prove
 //! quiescence from the system's state instead of sleeping.
@@ -20,6 +24,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
 pub mod mail;
+pub mod private;
 mod proxy;
 mod servers;
 pub mod service;

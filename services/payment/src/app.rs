@@ -27,6 +27,7 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         "test" => Arc::new(TestProvider::new(
             pool.clone(),
             config.provider.slow_card_delay(),
+            config.provider.latency(),
         )),
         other => anyhow::bail!(
             "{}: unknown provider `{other}` (this build has `test`)",

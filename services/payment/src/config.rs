@@ -38,6 +38,10 @@ pub struct ProviderSettings {
     pub kind: String,
     /// How long the test provider's slow card takes to answer, in milliseconds.
     pub slow_card_delay_ms: u64,
+    /// How long the test provider takes to answer every charge and refund, in milliseconds
+    /// (added to the slow card's delay): 0 answers at once; more than the order service's
+    /// payment deadline plays a provider slower than every caller's patience.
+    pub latency_ms: u64,
 }
 
 impl Default for ProviderSettings {
@@ -45,6 +49,7 @@ impl Default for ProviderSettings {
         Self {
             kind: "test".to_owned(),
             slow_card_delay_ms: 10_000,
+            latency_ms: 0,
         }
     }
 }
@@ -53,5 +58,10 @@ impl ProviderSettings {
     /// The slow card's delay.
     pub fn slow_card_delay(&self) -> Duration {
         Duration::from_millis(self.slow_card_delay_ms)
+    }
+
+    /// How long every charge and refund takes.
+    pub fn latency(&self) -> Duration {
+        Duration::from_millis(self.latency_ms)
     }
 }

@@ -12,6 +12,7 @@ use platform_contracts::{
 use platform_events::{Envelope, Namespace};
 use platform_http::FieldError;
 use sqlx::PgPool;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::domain::{Money, NewCard, PaymentStatus};
@@ -323,6 +324,25 @@ impl Payments {
                 "must be at most 200 characters",
             )]));
         }
+        // In a task of its own, as a charge is: a caller whose deadline passes while the
+        // provider is slow must not undo a refund the provider made. Its retry waits for the
+        // lock below and finds the refund recorded; otherwise a provider slower than every
+        // deadline would leave the refund, and whatever waits on it, undone for ever.
+        let this = self.clone();
+        let (key, amount) = (key.to_owned(), amount.clone());
+        tokio::spawn(
+            async move { this.refund_detached(order_id, &amount, &key).await }.in_current_span(),
+        )
+        .await
+        .context("the refund task failed")?
+    }
+
+    async fn refund_detached(
+        &self,
+        order_id: Uuid,
+        amount: &Money,
+        key: &str,
+    ) -> Result<Refund, PaymentError> {
         let mut tx = self.pool.begin().await?;
         // The lock serialises refunds of one payment, so the limit below holds under concurrency.
         let payment = store::lock_by_order(order_id, &mut *tx)

@@ -10,6 +10,9 @@
 //! | 4000 0000 0000 9995 | declined: insufficient funds |
 //! | 4000 0000 0000 3220 | captured, but only after the configured delay (longer than callers' deadlines) |
 //! | 4000 0000 0000 0119 | the first attempt fails as unavailable; a retry with the same key captures |
+//!
+//! A latency (none by default) delays every answer to a charge or a refund, as a processor
+//! having a bad day does.
 
 use std::time::Duration;
 
@@ -72,12 +75,18 @@ impl Behaviour {
 pub struct TestProvider {
     pool: PgPool,
     slow_delay: Duration,
+    latency: Duration,
 }
 
 impl TestProvider {
-    /// A provider keeping its books in `pool`; the slow card answers after `slow_delay`.
-    pub fn new(pool: PgPool, slow_delay: Duration) -> Self {
-        Self { pool, slow_delay }
+    /// A provider keeping its books in `pool`; every charge and refund answers after
+    /// `latency`, and the slow card's charges `slow_delay` later still.
+    pub fn new(pool: PgPool, slow_delay: Duration, latency: Duration) -> Self {
+        Self {
+            pool,
+            slow_delay,
+            latency,
+        }
     }
 
     async fn behaviour(&self, token: &str) -> Result<Behaviour, ProviderError> {
@@ -161,6 +170,7 @@ impl PaymentProvider for TestProvider {
         .fetch_one(&self.pool)
         .await
         .context("recording a test charge")?;
+        tokio::time::sleep(self.latency).await;
         if let Some(done) = outcome(&row) {
             return Ok(done);
         }
@@ -207,6 +217,7 @@ impl PaymentProvider for TestProvider {
         charge_reference: &str,
         amount: &Money,
     ) -> Result<String, ProviderError> {
+        tokio::time::sleep(self.latency).await;
         let mut tx = self.pool.begin().await.context("starting a test refund")?;
         let repeated: Option<String> = sqlx::query_scalar(
             "SELECT reference FROM test_provider_refunds WHERE idempotency_key = $1",

@@ -1,10 +1,14 @@
 //! `Refund` over gRPC: within what was captured, once per key.
 
+use std::time::Duration;
+
 use platform_contracts::PaymentRefunded;
+use platform_proto::payment::v1::RefundRequest;
+use platform_testkit::eventually;
 use tonic::Code;
 use uuid::Uuid;
 
-use crate::helpers::{DECLINED, SUCCEEDS, eur, spawn_app};
+use crate::helpers::{DECLINED, SUCCEEDS, eur, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn partial_refunds_add_up_to_the_capture_and_no_further() {
@@ -115,4 +119,59 @@ async fn refunds_of_failed_unknown_or_mismatched_payments_are_refused() {
     let status = app.refund(order, 0, "").await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
     assert_eq!(app.provider_refunded().await, 0);
+}
+
+#[tokio::test]
+async fn a_refund_outliving_the_callers_deadline_is_still_made_and_a_retry_finds_it() {
+    // Every charge and refund takes 600 ms at the provider; the caller waits 200 ms.
+    let app = spawn_app_with(|config| config.own.provider.latency_ms = 600).await;
+    let ada = app.user();
+    let card = app.card(&ada, SUCCEEDS).await;
+    let order = Uuid::now_v7();
+    app.charge(order, &ada, card, 5000).await.unwrap();
+    let mut client = app.client().await;
+    let mut request = tonic::Request::new(RefundRequest {
+        order_id: order.to_string(),
+        amount: Some(eur(5000)),
+        idempotency_key: "cancel".to_owned(),
+    });
+    request.set_timeout(Duration::from_millis(200));
+
+    let status = client.refund(request).await.unwrap_err();
+    assert_eq!(
+        status.code(),
+        Code::Cancelled,
+        "the caller gave up: {status:?}"
+    );
+
+    // The refund was not undone with the abandoned call: it is recorded, and a retry (which
+    // would time out the same way for ever if it had to ask the provider again) finds it.
+    eventually(
+        Duration::from_secs(10),
+        "the refund to be recorded",
+        || async {
+            let refunded: i64 =
+                sqlx::query_scalar("SELECT refunded_minor FROM payments WHERE order_id = $1")
+                    .bind(order)
+                    .fetch_one(&app.pool)
+                    .await
+                    .ok()?;
+            (refunded == 5000).then_some(())
+        },
+    )
+    .await
+    .unwrap();
+    let mut request = tonic::Request::new(RefundRequest {
+        order_id: order.to_string(),
+        amount: Some(eur(5000)),
+        idempotency_key: "cancel".to_owned(),
+    });
+    request.set_timeout(Duration::from_millis(200));
+    let retry = client.refund(request).await.unwrap().into_inner();
+    assert_eq!(retry.refunded_total, Some(eur(5000)));
+    assert_eq!(app.provider_refunded().await, 5000, "money moved back once");
+    assert_eq!(
+        app.exactly_payment_events(2).await[1].0,
+        "payments.refunded"
+    );
 }
