@@ -88,8 +88,11 @@ log "formatting and clippy"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 
-log "every test of the generated workspace"
+log "every test of the generated workspace but the infrastructure faults"
 eval "$("$ROOT/scripts/infra.sh" env)"
 export KUBERNETES_VALIDATE=$ROOT/.local/venv/bin/kubernetes-validate
-cargo nextest run --workspace --no-fail-fast
+# The faults tests (stores and broker restarted, a partition, 500 orders: about 5 minutes)
+# exercise the same service code as the original's run of them in `make test-native`; the
+# generated platform's own journeys, chaos (services killed) and shipping tests all run.
+cargo nextest run --workspace --no-fail-fast -E 'not test(/^faults::/)'
 log "the generated platform passes"
