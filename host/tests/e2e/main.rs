@@ -9,7 +9,11 @@
 //! cargo nextest run -p platform-host --test e2e -E 'test(/^journeys::/)'
 //! cargo nextest run -p platform-host --test e2e -E 'test(/^chaos::/)' --test-threads 1
 //! ```
+//!
+//! `dead_letters.rs` always starts a platform of its own (it routes the mail through a proxy it
+//! cuts), with or without `E2E_GATEWAY_URL`.
 
 mod chaos;
+mod dead_letters;
 mod helpers;
 mod journeys;

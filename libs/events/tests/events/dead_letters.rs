@@ -183,3 +183,42 @@ async fn an_empty_or_missing_stream_lists_nothing_or_says_it_is_unavailable() {
         Err(DeadLetterError::Unavailable(_))
     ));
 }
+
+#[test]
+fn the_dead_letter_alert_watches_the_gauge_the_code_exports() {
+    use yaml_rust2::YamlLoader;
+
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/prometheus/alerts.yml"
+    );
+    let text = std::fs::read_to_string(path).unwrap();
+    let documents = YamlLoader::load_from_str(&text).unwrap();
+    let rule = documents[0]["groups"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .flat_map(|group| group["rules"].as_vec().unwrap())
+        .find(|rule| rule["alert"].as_str() == Some("DeadLettersPresent"))
+        .expect("an alert named DeadLettersPresent");
+    let expr = rule["expr"].as_str().unwrap();
+    let gauge = platform_events::dead_letters::DEAD_LETTERS_GAUGE;
+    // The gauge's name as a whole word of the expression, not a prefix of another metric.
+    let mentions = expr.match_indices(gauge).any(|(at, _)| {
+        let after = expr[at + gauge.len()..].chars().next();
+        let before = expr[..at].chars().next_back();
+        let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        !word(before) && !word(after)
+    });
+    assert!(
+        mentions,
+        "the alert's expression `{expr}` does not use `{gauge}`"
+    );
+    assert!(expr.contains("> 0"), "{expr}");
+    assert_eq!(rule["for"].as_str(), Some("5m"));
+    // The labels the annotations name are the gauge's.
+    let summary = rule["annotations"]["summary"].as_str().unwrap();
+    for label in ["consumer", "stream"] {
+        assert!(summary.contains(&format!("$labels.{label}")), "{summary}");
+    }
+}
