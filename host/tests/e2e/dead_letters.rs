@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use platform_host::{Platform, Service};
+use platform_host::{Client, Platform, Service};
 use platform_testkit::{Server, TcpProxy, eventually, unique_name, url};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -43,6 +43,104 @@ fn cli(gateway: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// The dead-lettered welcomes, found by consumer and stream: the sequence of `email`'s, and
+/// the others'.
+async fn welcome_letters(client: &Client, token: &str, email: &str) -> (u64, Vec<u64>) {
+    let letters = eventually(Duration::from_secs(30), "the dead letters", || async {
+        let page: Value = client
+            .get(
+                &format!("{DEAD_LETTERS}?consumer=notification-delivery&stream=USERS"),
+                Some(token),
+            )
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let items = page["items"].as_array()?.clone();
+        (items.len() == 2).then_some(items)
+    })
+    .await
+    .unwrap();
+    let mut customers = None;
+    let mut others = Vec::new();
+    for letter in &letters {
+        assert_eq!(letter["event_type"], "users.registered");
+        let sequence = letter["sequence"].as_u64().unwrap();
+        let shown: Value = client
+            .get(&format!("{DEAD_LETTERS}/{sequence}"), Some(token))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if shown["payload"]["data"]["email"] == email {
+            customers = Some(sequence);
+        } else {
+            others.push(sequence);
+        }
+    }
+    (
+        customers.expect("the customer's welcome is dead-lettered"),
+        others,
+    )
+}
+
+/// Two replays of one letter at the same moment: their outcomes, sorted (`processed`,
+/// `already_done`, or `not_found` when the other had already removed it).
+async fn replay_twice_at_once(client: &Client, token: &str, replay: &str) -> Vec<String> {
+    let (first, second) = tokio::join!(
+        client.post(replay, Some(token), &Value::Null),
+        client.post(replay, Some(token), &Value::Null)
+    );
+    let mut outcomes = Vec::new();
+    for response in [first.unwrap(), second.unwrap()] {
+        let status = response.status();
+        let body: Value = response.json().await.unwrap();
+        outcomes.push(match status {
+            StatusCode::OK => body["outcome"].as_str().unwrap().to_owned(),
+            StatusCode::NOT_FOUND => "not_found".to_owned(),
+            other => panic!("a replay answered {other}: {body}"),
+        });
+    }
+    outcomes.sort();
+    outcomes
+}
+
+/// The status of the notification to `email`, in the notification service's store.
+async fn notification_status(platform: &Platform, email: &str) -> String {
+    let pool = sqlx::PgPool::connect(&platform.config().postgres_url("notifications"))
+        .await
+        .unwrap();
+    sqlx::query_scalar("SELECT status FROM notifications WHERE recipient = $1")
+        .bind(email)
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+}
+
+/// The gateway's merged document shows the operators' routes.
+async fn the_gateway_documents_the_dead_letter_routes(client: &Client) {
+    let document: Value = client
+        .get("/openapi.json", None)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        DEAD_LETTERS.to_owned(),
+        format!("{DEAD_LETTERS}/{{seq}}"),
+        format!("{DEAD_LETTERS}/{{seq}}/replay"),
+    ] {
+        assert!(
+            document["paths"][&path].is_object(),
+            "{path} is not in the gateway's document"
+        );
+    }
+    assert!(document["paths"][format!("{DEAD_LETTERS}/{{seq}}")]["delete"].is_object());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_welcome_dead_lettered_while_smtp_was_down_is_replayed_once_and_sent_once() {
     let smtp = url(Server::Smtp).await.unwrap();
@@ -75,41 +173,7 @@ async fn a_welcome_dead_lettered_while_smtp_was_down_is_replayed_once_and_sent_o
 
     // The welcomes (the customer's, and the administrator's own, created at start) are given
     // up, and the operator finds them by consumer and stream.
-    let letters = eventually(Duration::from_secs(30), "the dead letters", || async {
-        let page: Value = client
-            .get(
-                &format!("{DEAD_LETTERS}?consumer=notification-delivery&stream=USERS"),
-                Some(&admin.token),
-            )
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        let items = page["items"].as_array()?.clone();
-        (items.len() == 2).then_some(items)
-    })
-    .await
-    .unwrap();
-    let mut customers = None;
-    let mut others = Vec::new();
-    for letter in &letters {
-        assert_eq!(letter["event_type"], "users.registered");
-        let sequence = letter["sequence"].as_u64().unwrap();
-        let shown: Value = client
-            .get(&format!("{DEAD_LETTERS}/{sequence}"), Some(&admin.token))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if shown["payload"]["data"]["email"] == email.as_str() {
-            customers = Some(sequence);
-        } else {
-            others.push(sequence);
-        }
-    }
-    let sequence = customers.expect("the customer's welcome is dead-lettered");
+    let (sequence, others) = welcome_letters(&client, &admin.token, &email).await;
     assert!(
         platform_testkit::mail::messages_to(&email)
             .await
@@ -147,21 +211,7 @@ async fn a_welcome_dead_lettered_while_smtp_was_down_is_replayed_once_and_sent_o
     // The mail server is back; two operators replay it at the same moment.
     proxy.restore();
     let replay = format!("{DEAD_LETTERS}/{sequence}/replay");
-    let (first, second) = tokio::join!(
-        client.post(&replay, Some(&admin.token), &Value::Null),
-        client.post(&replay, Some(&admin.token), &Value::Null)
-    );
-    let mut outcomes = Vec::new();
-    for response in [first.unwrap(), second.unwrap()] {
-        let status = response.status();
-        let body: Value = response.json().await.unwrap();
-        outcomes.push(match status {
-            StatusCode::OK => body["outcome"].as_str().unwrap().to_owned(),
-            StatusCode::NOT_FOUND => "not_found".to_owned(),
-            other => panic!("a replay answered {other}: {body}"),
-        });
-    }
-    outcomes.sort();
+    let outcomes = replay_twice_at_once(&client, &admin.token, &replay).await;
     assert!(
         outcomes == ["already_done", "processed"] || outcomes == ["not_found", "processed"],
         "{outcomes:?}"
@@ -194,17 +244,7 @@ async fn a_welcome_dead_lettered_while_smtp_was_down_is_replayed_once_and_sent_o
     })
     .await
     .unwrap();
-    let status: String = {
-        let pool = sqlx::PgPool::connect(&platform.config().postgres_url("notifications"))
-            .await
-            .unwrap();
-        sqlx::query_scalar("SELECT status FROM notifications WHERE recipient = $1")
-            .bind(&email)
-            .fetch_one(&pool)
-            .await
-            .unwrap()
-    };
-    assert_eq!(status, "sent");
+    assert_eq!(notification_status(&platform, &email).await, "sent");
     assert_eq!(
         platform_testkit::mail::messages_to(&email)
             .await
@@ -213,25 +253,6 @@ async fn a_welcome_dead_lettered_while_smtp_was_down_is_replayed_once_and_sent_o
         1
     );
 
-    // The gateway's merged document shows the operators' routes.
-    let document: Value = client
-        .get("/openapi.json", None)
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    for path in [
-        DEAD_LETTERS.to_owned(),
-        format!("{DEAD_LETTERS}/{{seq}}"),
-        format!("{DEAD_LETTERS}/{{seq}}/replay"),
-    ] {
-        assert!(
-            document["paths"][&path].is_object(),
-            "{path} is not in the gateway's document"
-        );
-    }
-    assert!(document["paths"][format!("{DEAD_LETTERS}/{{seq}}")]["delete"].is_object());
-
+    the_gateway_documents_the_dead_letter_routes(&client).await;
     platform.shutdown().await.unwrap();
 }
