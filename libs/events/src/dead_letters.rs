@@ -240,6 +240,13 @@ impl DeadLetters {
     }
 
     async fn stream(&self) -> Result<jetstream::stream::Stream, DeadLetterError> {
+        // Say so at once rather than after a request's timeout (an operator is waiting).
+        let state = self.jetstream.client().connection_state();
+        if state != async_nats::connection::State::Connected {
+            return Err(DeadLetterError::Unavailable(anyhow::anyhow!(
+                "not connected to NATS ({state})"
+            )));
+        }
         let name = self.namespace.dead_letter_stream();
         self.jetstream
             .get_stream(&name)
@@ -296,8 +303,23 @@ impl DeadLetters {
                 }
             }
         }
-        let next_after = Some(next - 1);
-        Ok(Page { items, next_after })
+        // A full page: is there anything after it at all?
+        let more = match stream
+            .get_first_raw_message_by_subject(&subject, next)
+            .await
+        {
+            Ok(_) => true,
+            Err(error) if matches!(error.kind(), RawMessageErrorKind::NoMessageFound) => false,
+            Err(error) => {
+                return Err(DeadLetterError::Unavailable(
+                    anyhow::Error::new(error).context("reading dead letters"),
+                ));
+            }
+        };
+        Ok(Page {
+            items,
+            next_after: more.then(|| next - 1),
+        })
     }
 
     /// The letter with this sequence.

@@ -59,8 +59,13 @@ impl Kit {
             common.service_auth.secret.as_ref().map(Secret::expose),
             &entry.variable("SERVICE_AUTH__SECRET"),
         )?;
-        let dead_letters =
-            DeadLetters::new(async_nats::jetstream::new(nats.clone()), namespace.clone());
+        // Operators wait on these requests: fail them well within the HTTP request timeout.
+        let dead_letters = DeadLetters::new(
+            async_nats::jetstream::ContextBuilder::new()
+                .timeout(Duration::from_secs(3))
+                .build(nats.clone()),
+            namespace.clone(),
+        );
         Ok(Self {
             entry,
             common: common.clone(),

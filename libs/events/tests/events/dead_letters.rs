@@ -97,6 +97,15 @@ async fn dead_letters_are_listed_filtered_paged_read_and_discarded() {
         .await
         .unwrap();
     assert_eq!(next.items[0].sequence, b);
+    let last = letters
+        .list(&filter(|f| {
+            f.limit = 1;
+            f.after = next.next_after.unwrap();
+        }))
+        .await
+        .unwrap();
+    assert_eq!(last.items[0].sequence, c);
+    assert_eq!(last.next_after, None, "nothing follows the last letter");
 
     let read = letters.get(c).await.unwrap();
     assert_eq!(&read.payload[..], br#"{"type":"orders.cancelled"}"#);

@@ -277,3 +277,29 @@ async fn a_failed_delivery_replayed_twice_at_once_once_smtp_is_back_sends_one_me
     .await
     .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_nats_is_down_the_api_answers_503_and_says_why() {
+    let nats = url(Server::Nats).await.unwrap();
+    let proxy = TcpProxy::start(&nats).await.unwrap();
+    let through_proxy = proxy.url_for(&nats);
+    let app = spawn_app_with(|config| config.common.nats.url = through_proxy).await;
+    app.listed("", 0).await;
+
+    proxy.cut();
+    for (method, path) in [
+        (Method::GET, PATH.to_owned()),
+        (Method::GET, format!("{PATH}/1")),
+        (Method::POST, format!("{PATH}/1/replay")),
+        (Method::DELETE, format!("{PATH}/1")),
+    ] {
+        assert_problem(
+            app.admin_call(method, &path).await,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the event bus (NATS JetStream) is unavailable",
+        )
+        .await;
+    }
+    proxy.restore();
+    app.listed("", 0).await;
+}
