@@ -347,6 +347,34 @@ mod tests {
             route(Method::GET, "/api/v1/notifications").0,
             "notification"
         );
+        let named = |method: Method, path: &str| {
+            let (_, route) = table.find(&method, path).unwrap();
+            (route.name.as_str(), route.access, route.rate_limit)
+        };
+        assert_eq!(
+            named(Method::GET, "/api/v1/notifications/admin/dead-letters"),
+            (
+                "notification-dead-letters-read",
+                Access::User,
+                Some(RateClass::Read)
+            )
+        );
+        for (method, path) in [
+            (
+                Method::POST,
+                "/api/v1/notifications/admin/dead-letters/7/replay",
+            ),
+            (Method::DELETE, "/api/v1/notifications/admin/dead-letters/7"),
+        ] {
+            assert_eq!(
+                named(method, path),
+                (
+                    "notification-dead-letters-write",
+                    Access::User,
+                    Some(RateClass::Write)
+                )
+            );
+        }
         assert!(table.find(&Method::GET, "/health/ready").is_none());
         assert!(table.find(&Method::GET, "/metrics").is_none());
         assert!(table.find(&Method::GET, "/openapi.json").is_none());

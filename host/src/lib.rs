@@ -6,10 +6,12 @@
 //! service: what it knows of them comes from the registry. The end-to-end tests, `platform run` (`make run`) and `platform bench` (`make bench`)
 //! all start the platform this way. [`Deployed`] is a platform already running elsewhere (a
 //! deployment reached through its gateway), which the end-to-end tests and `platform bench`
-//! target instead when `E2E_GATEWAY_URL` names one.
+//! target instead when `E2E_GATEWAY_URL` names one. `platform dead-letters` ([`dead_letters`])
+//! is an operator's client of a running platform's dead-letter API.
 
 pub mod bench;
 pub mod client;
+pub mod dead_letters;
 pub mod deployed;
 pub mod launcher;
 

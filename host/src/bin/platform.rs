@@ -3,6 +3,8 @@
 //! - `platform run`: every service and the gateway as processes on the standard ports, against
 //!   the local infrastructure (`make run` starts it first), until Ctrl-C.
 //! - `platform bench`: the checkout load test (`make bench`).
+//! - `platform dead-letters list|show|replay|discard`: a running platform's dead letters,
+//!   through its gateway, as an administrator.
 //!
 //! Each process is its service's own binary, found beside this one (`cargo build --bins`).
 
@@ -27,6 +29,8 @@ enum Command {
     Run,
     /// Drive the checkout through the gateway and print throughput, latency and memory.
     Bench(platform_host::bench::BenchOptions),
+    /// List, show, replay or discard dead letters through the gateway (as an administrator).
+    DeadLetters(platform_host::dead_letters::DeadLetterOptions),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +49,11 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run => report(run().await),
             Command::Bench(options) => report(platform_host::bench::run(options).await),
+            Command::DeadLetters(options) => {
+                report(platform_host::dead_letters::run(options).await.map(|out| {
+                    print!("{out}");
+                }))
+            }
         }
     })
 }

@@ -140,6 +140,14 @@ pub async fn target(customise: impl FnOnce(&mut PlatformConfig)) -> (Target, Cli
             .unwrap_or_else(|error| panic!("the deployment at E2E_GATEWAY_URL: {error:#}"));
         return (Target::Deployed(deployed), deployed.client());
     }
+    let (platform, client) = own_platform(customise).await;
+    (Target::Own(Box::new(platform)), client)
+}
+
+/// A platform of the test's own, whatever `E2E_GATEWAY_URL` says (for tests that must
+/// configure it, such as routing its mail through a proxy), and a client of its gateway.
+pub async fn own_platform(customise: impl FnOnce(&mut PlatformConfig)) -> (Platform, Client) {
+    platform_http::install_crypto_provider();
     let namespace = unique_name("e2e");
     let mut config = PlatformConfig {
         bin_dir: service_binaries(),
@@ -180,7 +188,7 @@ pub async fn target(customise: impl FnOnce(&mut PlatformConfig)) -> (Target, Cli
         .await
         .unwrap_or_else(|error| panic!("the platform did not start: {error:#}"));
     let client = Client::new(platform.gateway_url());
-    (Target::Own(Box::new(platform)), client)
+    (platform, client)
 }
 
 /// A new customer with a card.

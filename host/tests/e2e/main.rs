@@ -12,9 +12,11 @@
 //!
 //! The faults tests (a store or the broker restarted, a partition, a slow provider) break
 //! servers of their own platform, so they need one: against a deployment, leave them out with
-//! `-E 'not test(/^faults::/)'`.
+//! `-E 'not test(/^faults::/)'`. `dead_letters.rs` always starts a platform of its own (it
+//! routes the mail through a proxy it cuts), with or without `E2E_GATEWAY_URL`.
 
 mod chaos;
+mod dead_letters;
 mod faults;
 mod helpers;
 mod hostile;

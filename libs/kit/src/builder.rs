@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -11,7 +12,7 @@ use platform_config::{
     CommonSettings, DatabaseSettings, DownstreamSettings, MongoSettings, Secret,
 };
 use platform_events::outbox::{OutboxStore, provision_and_relay};
-use platform_events::{Consumer, ConsumerConfig, Namespace, RelayConfig};
+use platform_events::{Consumer, ConsumerConfig, DeadLetters, Namespace, RelayConfig, Replay};
 use platform_events::{EventHandler, Inbox};
 use platform_health::{Health, HealthCheck, MongoCheck, NatsCheck, PostgresCheck};
 use platform_http::HttpConfig;
@@ -37,7 +38,12 @@ pub struct Kit {
     health: Health,
     background: Vec<BackgroundTask>,
     grpc: Option<(Routes, Vec<&'static str>)>,
+    dead_letters: DeadLetters,
+    dead_letter_api: Option<String>,
 }
+
+/// How often a service that consumes events counts its dead letters for `/metrics`.
+pub const DEAD_LETTER_COUNT_PERIOD: Duration = Duration::from_secs(5);
 
 impl Kit {
     /// Starts assembling the service named `service` in `services.toml` (its binary name):
@@ -53,9 +59,18 @@ impl Kit {
             common.service_auth.secret.as_ref().map(Secret::expose),
             &entry.variable("SERVICE_AUTH__SECRET"),
         )?;
+        // Operators wait on these requests: fail them well within the HTTP request timeout.
+        let dead_letters = DeadLetters::new(
+            async_nats::jetstream::ContextBuilder::new()
+                .timeout(Duration::from_secs(3))
+                .build(nats.clone()),
+            namespace.clone(),
+        );
         Ok(Self {
             entry,
             common: common.clone(),
+            dead_letters,
+            dead_letter_api: None,
             namespace,
             health: Health::new(),
             nats,
@@ -177,6 +192,7 @@ impl Kit {
             event_types.iter().map(|t| namespace.subject(t)).collect(),
         );
         let consumer = Consumer::new(jetstream.clone(), namespace.clone(), config, inbox, handler);
+        self.dead_letters.add_replay(name, consumer.replayer());
         self.background(move |stop| async move {
             // This service may start before any producer: provision the streams first.
             if platform_events::streams::provision_until_ready(&jetstream, &namespace, &stop).await
@@ -185,6 +201,26 @@ impl Kit {
                 tracing::error!(error = format!("{error:#}"), "a consumer stopped");
             }
         })
+    }
+
+    /// Registers how the dead letters named after `consumer` (`dlq.<consumer>.<type>`) are
+    /// replayed, for a component that dead-letters without being a [`Kit::consume`]r (such as
+    /// a delivery worker). Consumers' own are registered by [`Kit::consume`].
+    pub fn replay_dead_letters(&mut self, consumer: &str, replay: Arc<dyn Replay>) -> &mut Self {
+        self.dead_letters.add_replay(consumer, replay);
+        self
+    }
+
+    /// The dead letters of this service's consumers (those registered so far).
+    pub fn dead_letters(&self) -> &DeadLetters {
+        &self.dead_letters
+    }
+
+    /// Serves the operators' dead-letter API (`crate::dead_letters`) under `path`, the
+    /// service's own public path (e.g. `/api/v1/notifications`).
+    pub fn dead_letter_api(&mut self, path: &str) -> &mut Self {
+        self.dead_letter_api = Some(path.to_owned());
+        self
     }
 
     /// Runs `task` with the service; it gets the token that tells it to stop, and the service
@@ -247,10 +283,24 @@ impl Kit {
     /// configured ports or the registry's defaults, and returns the service ready to run:
     /// `api` with the standard layers, probes, metrics and `openapi` at `/openapi.json`.
     pub async fn serve(
-        self,
+        mut self,
         api: Router,
         openapi: utoipa::openapi::OpenApi,
     ) -> anyhow::Result<Application> {
+        let (api, openapi) = match self.dead_letter_api.take() {
+            Some(path) => {
+                let (routes, document) =
+                    crate::dead_letters::api(&path, self.dead_letters.clone(), self.verifier()?);
+                let mut openapi = openapi;
+                openapi.merge(document);
+                (api.merge(routes), openapi)
+            }
+            None => (api, openapi),
+        };
+        if self.dead_letters.consumers().next().is_some() {
+            let letters = self.dead_letters.clone();
+            self.background(move |stop| letters.export_counts(DEAD_LETTER_COUNT_PERIOD, stop));
+        }
         let http = &self.common.http;
         let http_listener =
             platform_http::bind(&http.host, http.port_or(self.entry.http_port), "HTTP")

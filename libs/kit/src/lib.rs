@@ -24,6 +24,8 @@
 //! - stores: PostgreSQL with migrations (the service's and the outbox/inbox tables), MongoDB,
 //!   each with its readiness check; NATS with its check;
 //! - events: the outbox relay ([`Kit::relay`]) and idempotent consumers ([`Kit::consume`]);
+//!   their dead letters counted on `/metrics` and, with [`Kit::dead_letter_api`], an
+//!   operators' API to list, replay and discard them ([`dead_letters`]);
 //! - calls to other services: [`downstream::Downstream`] (deadline, service credential,
 //!   breaker, error classification);
 //! - serving: the HTTP API with the standard layers, `/health/live|ready`, `/metrics`,
@@ -31,11 +33,12 @@
 //!   tasks, and a graceful shutdown of all of it ([`Application::run_until_stopped`]).
 
 mod builder;
+pub mod dead_letters;
 pub mod downstream;
 mod run;
 mod server;
 
-pub use builder::{Kit, STORE_WAIT, connect_postgres};
+pub use builder::{DEAD_LETTER_COUNT_PERIOD, Kit, STORE_WAIT, connect_postgres};
 pub use platform_config::{CommonSettings, Settings};
 pub use platform_registry as registry;
 pub use run::{main, run_main, serve};

@@ -9,7 +9,7 @@ use platform_proto::user::v1::user_service_client::UserServiceClient;
 
 use crate::channel::{Channel, SmtpChannel};
 use crate::config::{Settings, USER_TIMEOUT};
-use crate::delivery::DeliveryWorker;
+use crate::delivery::{DeliveryReplay, DeliveryWorker};
 use crate::http::{self, AppState};
 use crate::intake::Intake;
 use crate::templates::Templates;
@@ -47,6 +47,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
             Arc::clone(&intake),
         );
     }
+    kit.replay_dead_letters(
+        crate::delivery::DELIVERY,
+        Arc::new(DeliveryReplay::new(pool.clone())),
+    );
+    kit.dead_letter_api(http::PATH);
     let jetstream = async_nats::jetstream::new(kit.nats().clone());
     let worker = DeliveryWorker::new(
         pool.clone(),

@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage};
-use platform_events::Namespace;
 use platform_events::consumer::dead_letter_headers;
+use platform_events::{DeadLetter, Namespace, Replay, ReplayError, Replayed};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
 
 use crate::channel::{Channel, ChannelError, OutgoingMessage};
 use crate::config::DeliverySettings;
@@ -22,6 +23,9 @@ use crate::store::{self, NotificationRow, Outcome};
 
 /// The name dead letters of failed deliveries carry (`dlq.notification-delivery.<event type>`).
 pub const DELIVERY: &str = "notification-delivery";
+
+/// The header of a delivery's dead letter that names the notification.
+pub const NOTIFICATION_ID: &str = "Notification-Id";
 
 /// How long a worker holds a notification it is sending.
 const LEASE: Duration = Duration::from_secs(60);
@@ -155,7 +159,7 @@ impl DeliveryWorker {
             dead_letter_headers::DELIVERIES,
             attempts.to_string().as_str(),
         );
-        headers.insert("Notification-Id", notification.id.to_string().as_str());
+        headers.insert(NOTIFICATION_ID, notification.id.to_string().as_str());
         let subject = self
             .namespace
             .dead_letter_subject(DELIVERY, &notification.event_type);
@@ -163,7 +167,8 @@ impl DeliveryWorker {
         let publish = PublishMessage::build()
             .payload(payload.into())
             .headers(headers)
-            .message_id(format!("{DELIVERY}:{}", notification.id));
+            // One letter per giving-up: a notification replayed and failed again gets another.
+            .message_id(format!("{DELIVERY}:{}:{attempts}", notification.id));
         let stored = async {
             self.jetstream
                 .send_publish(subject, publish)
@@ -173,6 +178,47 @@ impl DeliveryWorker {
         };
         if let Err(error) = stored.await {
             tracing::error!(%error, "the dead letter could not be stored; the failed notification stays in the store");
+        }
+    }
+}
+
+/// Replays delivery dead letters: the failed notification is made due again, once, and the
+/// worker sends it. Only a notification still `failed` is changed (one conditional update), so
+/// replaying twice, or concurrently, sends one message; one delivered meanwhile is
+/// [`Replayed::AlreadyDone`].
+pub struct DeliveryReplay {
+    pool: PgPool,
+}
+
+impl DeliveryReplay {
+    /// Replays against `pool`'s notifications.
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+}
+
+#[async_trait::async_trait]
+impl Replay for DeliveryReplay {
+    async fn replay(&self, letter: &DeadLetter) -> Result<Replayed, ReplayError> {
+        let id: Uuid = letter
+            .header(NOTIFICATION_ID)
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(|| {
+                ReplayError::Refused(format!("the dead letter has no valid `{NOTIFICATION_ID}`"))
+            })?;
+        let unavailable = |error: sqlx::Error| ReplayError::Unavailable(error.into());
+        if store::retry_failed(id, &self.pool)
+            .await
+            .map_err(unavailable)?
+        {
+            tracing::info!(notification_id = %id, "failed notification due again");
+            return Ok(Replayed::Processed);
+        }
+        match store::status(id, &self.pool).await.map_err(unavailable)? {
+            Some(_) => Ok(Replayed::AlreadyDone),
+            None => Err(ReplayError::Refused(format!(
+                "notification {id} is no longer in the store"
+            ))),
         }
     }
 }

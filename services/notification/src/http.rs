@@ -23,10 +23,14 @@ pub struct AppState {
     pub verifier: JwksVerifier,
 }
 
+/// The service's public path; its operators' dead-letter API is under it
+/// (`/api/v1/notifications/admin/dead-letters`, `platform_kit::dead_letters`).
+pub const PATH: &str = "/api/v1/notifications";
+
 /// The API routes (without the standard layers; the application adds them).
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/api/v1/notifications", get(list_notifications))
+        .route(PATH, get(list_notifications))
         .with_state(state)
 }
 

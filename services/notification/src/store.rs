@@ -196,3 +196,25 @@ pub async fn list_for_user(
     .fetch_all(executor)
     .await
 }
+
+/// Makes a `failed` notification due again (a replay of its dead letter); `false` if it is not
+/// failed (sent or pending meanwhile, or unknown). Conditional, so of two concurrent replays
+/// only one changes it.
+pub async fn retry_failed(id: Uuid, executor: impl PgExecutor<'_>) -> sqlx::Result<bool> {
+    let result = sqlx::query(
+        "UPDATE notifications SET status = 'pending', next_attempt_at = now(), lease_until = NULL \
+         WHERE id = $1 AND status = 'failed'",
+    )
+    .bind(id)
+    .execute(executor)
+    .await?;
+    Ok(result.rows_affected() == 1)
+}
+
+/// A notification's status, if it exists.
+pub async fn status(id: Uuid, executor: impl PgExecutor<'_>) -> sqlx::Result<Option<String>> {
+    sqlx::query_scalar("SELECT status FROM notifications WHERE id = $1")
+        .bind(id)
+        .fetch_optional(executor)
+        .await
+}

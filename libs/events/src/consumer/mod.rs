@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
+use crate::dead_letters::{DeadLetter, Replay, ReplayError, Replayed};
 use crate::envelope::{DecodeError, Envelope, Event, RawEnvelope};
 use crate::streams::Namespace;
 
@@ -243,6 +244,18 @@ impl<I: Inbox, H: EventHandler<I>> Consumer<I, H> {
                 handler,
             }),
         }
+    }
+
+    /// The consumer's name (its durable name, inbox key and dead-letter subject token).
+    pub fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    /// What replays this consumer's dead letters: the event goes through the same inbox and
+    /// handler, so an event processed meanwhile is only reported as
+    /// [`Replayed::AlreadyDone`].
+    pub fn replayer(&self) -> Arc<dyn Replay> {
+        Arc::clone(&self.inner) as Arc<dyn Replay>
     }
 
     /// Creates the durable consumer on the stream, or updates it to this configuration.
@@ -558,6 +571,42 @@ impl<I: Inbox, H: EventHandler<I>> Inner<I, H> {
                 Outcome::Retried
             }
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl<I: Inbox, H: EventHandler<I>> Replay for Inner<I, H> {
+    async fn replay(&self, letter: &DeadLetter) -> Result<Replayed, ReplayError> {
+        let envelope = RawEnvelope::from_slice(&letter.payload).map_err(|error| {
+            ReplayError::Refused(format!("the dead letter does not hold an event: {error}"))
+        })?;
+        let event = ReceivedEvent {
+            envelope,
+            subject: letter
+                .original_subject
+                .clone()
+                .unwrap_or_else(|| self.namespace.subject(&letter.event_type)),
+            delivered: letter.deliveries.unwrap_or(0).saturating_add(1),
+            stream_sequence: letter.original_sequence.unwrap_or(0),
+        };
+        let outcome = match self.apply(&event).await {
+            Ok(true) => Ok(Replayed::Processed),
+            Ok(false) => Ok(Replayed::AlreadyDone),
+            Err(HandlerError::Permanent(error)) => Err(ReplayError::Refused(format!("{error:#}"))),
+            Err(HandlerError::Transient(error)) => Err(ReplayError::Unavailable(error)),
+        };
+        let label = match &outcome {
+            Ok(Replayed::Processed) => "processed",
+            Ok(Replayed::AlreadyDone) => "duplicate",
+            Err(_) => "replay_failed",
+        };
+        metrics::counter!(
+            "events_replayed_total",
+            "consumer" => self.config.name.clone(),
+            "outcome" => label
+        )
+        .increment(1);
+        outcome
     }
 }
 

@@ -199,6 +199,7 @@ struct PgConsumerFixture {
     stop: CancellationToken,
     records: Arc<Mutex<u32>>,
     name: String,
+    replayer: Arc<dyn platform_events::Replay>,
 }
 
 impl PgConsumerFixture {
@@ -228,6 +229,7 @@ impl PgConsumerFixture {
             PgEffects(Arc::clone(script)),
         );
         consumer.provision().await.unwrap();
+        let replayer = consumer.replayer();
         let stop = CancellationToken::new();
         tokio::spawn(consumer.run(stop.clone()));
         Self {
@@ -236,6 +238,7 @@ impl PgConsumerFixture {
             stop,
             records,
             name,
+            replayer,
         }
     }
 
@@ -478,6 +481,89 @@ async fn a_permanent_error_is_dead_lettered_without_retries() {
     .unwrap();
     assert_eq!(script.calls(event.id), 1);
     assert_eq!(fixture.effects(event.id).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_dead_letter_goes_through_the_handler_once_and_is_then_gone() {
+    // Refused the first time, fine afterwards (the cause was fixed).
+    let script = Script::new(|_, call| {
+        if call == 1 {
+            Decision::Permanent
+        } else {
+            Decision::Succeed
+        }
+    });
+    let fixture = PgConsumerFixture::start(&script, |_| {}).await;
+    let event = captured_payment();
+    publish(&fixture.bus, &event).await;
+    drained(&fixture.bus, &fixture.name).await;
+    let mut letters =
+        platform_events::DeadLetters::new(fixture.bus.js.clone(), fixture.bus.namespace.clone());
+    letters.add_replay(&fixture.name, Arc::clone(&fixture.replayer));
+    let page = eventually(Duration::from_secs(10), "the dead letter", || async {
+        let page = letters
+            .list(&platform_events::dead_letters::Filter {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        (page.items.len() == 1).then_some(page)
+    })
+    .await
+    .unwrap();
+    let sequence = page.items[0].sequence;
+    assert_eq!(page.items[0].stream, "PAYMENTS");
+    assert_eq!(fixture.effects(event.id).await, 0);
+
+    // Two operators replay it at once: the handler's effect happens once.
+    let (first, second) = tokio::join!(letters.replay(sequence), letters.replay(sequence));
+    let outcomes = [first, second];
+    let processed = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, Ok(platform_events::Replayed::Processed)))
+        .count();
+    assert_eq!(processed, 1, "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|outcome| matches!(
+            outcome,
+            Ok(_) | Err(platform_events::dead_letters::DeadLetterError::NotFound(_))
+        )),
+        "{outcomes:?}"
+    );
+    assert_eq!(fixture.effects(event.id).await, 1);
+    // Deleted once replayed.
+    assert!(matches!(
+        letters.replay(sequence).await,
+        Err(platform_events::dead_letters::DeadLetterError::NotFound(_))
+    ));
+    assert!(
+        fixture
+            .bus
+            .stored(&fixture.bus.dead_letters_stream())
+            .await
+            .is_empty()
+    );
+
+    // Replaying a copy of an event processed meanwhile does nothing more.
+    let copy = platform_events::DeadLetter {
+        sequence: 0,
+        consumer: fixture.name.clone(),
+        event_type: "payments.captured".to_owned(),
+        stream: "PAYMENTS".to_owned(),
+        error: String::new(),
+        original_subject: None,
+        original_sequence: None,
+        deliveries: None,
+        time: chrono::Utc::now(),
+        headers: std::collections::BTreeMap::new(),
+        payload: serde_json::to_vec(&event).unwrap().into(),
+    };
+    assert_eq!(
+        fixture.replayer.replay(&copy).await.unwrap(),
+        platform_events::Replayed::AlreadyDone
+    );
+    assert_eq!(fixture.effects(event.id).await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

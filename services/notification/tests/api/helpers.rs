@@ -10,7 +10,9 @@ use platform_config::{JwtSettings, Secret};
 use platform_events::outbox::postgres::PgOutbox;
 use platform_events::{Envelope, Event, Namespace};
 use platform_testkit::mail::{CapturedMail, wait_for_mail};
-use platform_testkit::service::{Identity, PASSWORD, Running, events, http_client, localise};
+use platform_testkit::service::{
+    Identities, Identity, PASSWORD, Running, events, http_client, localise,
+};
 use platform_testkit::{
     Server, TestDatabase, eventually, fresh_pg_database, stream_messages, unique_name, url,
 };
@@ -27,6 +29,8 @@ pub struct TestApp {
     pub jetstream: jetstream::Context,
     pub admin_email: String,
     pub http: reqwest::Client,
+    /// Mints tokens the services accept (with the user service's key), e.g. administrators'.
+    pub identities: Identities,
     /// Both services, stopped when the app is dropped.
     _services: [Running; 2],
 }
@@ -47,7 +51,11 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
     localise(&mut users.common, &JwtSettings::default().jwks_url)
         .await
         .unwrap();
-    users.own.tokens.signing_key_pem = Some(Secret::new(TokenSigner::generate_pkcs8_pem()));
+    let signing_key = TokenSigner::generate_pkcs8_pem();
+    let identities = Identities::with_signer(
+        TokenSigner::from_pkcs8_pem(users.own.tokens.signing_key_id.clone(), &signing_key).unwrap(),
+    );
+    users.own.tokens.signing_key_pem = Some(Secret::new(signing_key));
     let user_service = Running::start(user_service::build(users.clone()).await.unwrap());
     let (users_address, users_grpc) = (user_service.url(), user_service.grpc_url());
 
@@ -91,6 +99,7 @@ pub async fn spawn_app_with(customise: impl FnOnce(&mut Settings)) -> TestApp {
         jetstream: jetstream::new(nats),
         admin_email,
         http: http_client(),
+        identities,
         _services: [user_service, notifications],
     }
 }

@@ -26,6 +26,8 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     for (name, domain, types) in SUBSCRIPTIONS {
         kit.consume(name, domain, types, PgInbox::new(pool.clone()), Arc::clone(&intake));
     }
+    // Operators list, replay and discard its consumers' dead letters here (admin only).
+    kit.dead_letter_api("/api/v1/{{resource}}");
 {% endif %}    let verifier = kit.verifier()?;
     kit.serve(http::router(AppState { store, verifier }), http::openapi())
         .await
