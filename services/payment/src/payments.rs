@@ -204,9 +204,7 @@ impl Payments {
     /// stops waiting (a deadline) does not leave the charge half-done.
     async fn settle_detached(&self, payment: PaymentRow) -> Result<PaymentRow, PaymentError> {
         let this = self.clone();
-        tokio::spawn(async move { this.settle(payment).await })
-            .await
-            .context("the charge task failed")?
+        to_completion("charge", async move { this.settle(payment).await }).await
     }
 
     async fn settle(&self, payment: PaymentRow) -> Result<PaymentRow, PaymentError> {
@@ -330,14 +328,13 @@ impl Payments {
         // deadline would leave the refund, and whatever waits on it, undone for ever.
         let this = self.clone();
         let (key, amount) = (key.to_owned(), amount.clone());
-        tokio::spawn(
-            async move { this.refund_detached(order_id, &amount, &key).await }.in_current_span(),
-        )
+        to_completion("refund", async move {
+            this.record_refund(order_id, &amount, &key).await
+        })
         .await
-        .context("the refund task failed")?
     }
 
-    async fn refund_detached(
+    async fn record_refund(
         &self,
         order_id: Uuid,
         amount: &Money,
@@ -449,4 +446,16 @@ impl Payments {
 
 fn method_not_found(id: Uuid) -> PaymentError {
     PaymentError::NotFound(format!("no payment method {id}"))
+}
+
+/// Runs `work` in a task of its own (in the caller's span) and waits for it. A caller that stops
+/// waiting (its deadline) drops only the wait, never the work: a provider call is always
+/// recorded, and the caller's retry reads the outcome.
+async fn to_completion<T: Send + 'static>(
+    what: &str,
+    work: impl Future<Output = Result<T, PaymentError>> + Send + 'static,
+) -> Result<T, PaymentError> {
+    tokio::spawn(work.in_current_span())
+        .await
+        .with_context(|| format!("the {what} task failed"))?
 }

@@ -177,9 +177,7 @@ impl DisplayName {
         if name.chars().count() > 100 {
             return Err(invalid("must be at most 100 characters"));
         }
-        if name.chars().any(char::is_control) {
-            return Err(invalid("must not contain control characters"));
-        }
+        platform_http::text::single_line("display_name", name)?;
         Ok(Self(name.to_owned()))
     }
 
