@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, message::PublishMessage};
-use platform_events::consumer::dead_letter_headers;
+use platform_events::consumer::{dead_letter_headers, one_line};
 use platform_events::{DeadLetter, Namespace, Replay, ReplayError, Replayed};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -221,14 +221,4 @@ impl Replay for DeliveryReplay {
             ))),
         }
     }
-}
-
-/// A header-safe, bounded, single-line version of an error message.
-fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(1024)
-        .collect::<String>()
-        .trim()
-        .to_owned()
 }

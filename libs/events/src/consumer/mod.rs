@@ -623,8 +623,9 @@ async fn nak(message: &jetstream::Message, delay: Duration) {
     }
 }
 
-/// A header-safe, bounded, single-line version of an error message.
-fn one_line(text: &str) -> String {
+/// A header-safe, bounded, single-line version of an error message: what the
+/// [`dead_letter_headers::ERROR`] header of every dead letter holds.
+pub fn one_line(text: &str) -> String {
     let line: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
