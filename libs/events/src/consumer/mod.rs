@@ -22,6 +22,7 @@ use async_nats::HeaderMap;
 use async_nats::jetstream::message::PublishMessage;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use uuid::Uuid;
@@ -213,6 +214,10 @@ impl Outcome {
     }
 }
 
+/// How long one pull request waits on the server for messages: an idle consumer asks again
+/// this often, and one whose connection broke asks again within this plus five seconds.
+const PULL_WAIT: Duration = Duration::from_secs(5);
+
 /// An idempotent consumer: see the module documentation.
 pub struct Consumer<I, H> {
     inner: Arc<Inner<I, H>>,
@@ -285,8 +290,10 @@ impl<I: Inbox, H: EventHandler<I>> Consumer<I, H> {
     }
 
     /// Consumes until `stop` is cancelled, then returns once the messages in hand are done.
-    /// Waits (with back-off) for its stream to exist, and reconnects when the message stream
-    /// breaks.
+    /// Waits (with back-off) for its stream to exist. Processes up to `concurrency` messages at
+    /// once, pulling with one short request at a time for as many as there are free slots: each
+    /// request ends on its own, so a lost request or answer costs at most one `PULL_WAIT`,
+    /// never a stalled consumer.
     pub async fn run(self, stop: CancellationToken) -> anyhow::Result<()> {
         let config = &self.inner.config;
         let mut failures = 0_u32;
@@ -305,12 +312,14 @@ impl<I: Inbox, H: EventHandler<I>> Consumer<I, H> {
             }
         };
         failures = 0;
+        let concurrency = config.concurrency.max(1);
+        let inner = &self.inner;
+        let mut in_flight = FuturesUnordered::new();
         let mut last_purge: Option<tokio::time::Instant> = None;
-        while !stop.is_cancelled() {
+        'pulling: while !stop.is_cancelled() {
             if last_purge.is_none_or(|at| at.elapsed() >= Duration::from_secs(3600)) {
                 last_purge = Some(tokio::time::Instant::now());
-                if let Err(error) = self
-                    .inner
+                if let Err(error) = inner
                     .inbox
                     .purge(&config.name, config.inbox_retention)
                     .await
@@ -318,39 +327,55 @@ impl<I: Inbox, H: EventHandler<I>> Consumer<I, H> {
                     tracing::warn!(consumer = %config.name, error = format!("{error:#}"), "purging the inbox failed");
                 }
             }
-            let messages = consumer
-                .stream()
-                .max_messages_per_batch(config.concurrency.max(1))
-                .heartbeat(Duration::from_secs(5))
-                .expires(Duration::from_secs(30))
+            if in_flight.len() >= concurrency {
+                in_flight.next().await;
+                continue;
+            }
+            // One pull request for as many messages as there are free slots. It ends when they
+            // have all come or after PULL_WAIT; a slot freed meanwhile is filled by the next one.
+            let batch = consumer
+                .batch()
+                .max_messages(concurrency - in_flight.len())
+                .expires(PULL_WAIT)
                 .messages()
                 .await;
-            let messages = match messages {
-                Ok(messages) => messages,
+            let mut batch = match batch {
+                Ok(batch) => {
+                    failures = 0;
+                    batch
+                }
                 Err(error) => {
                     failures = failures.saturating_add(1);
                     let pause = crate::outbox::backoff(Duration::from_millis(500), failures);
                     tracing::warn!(consumer = %config.name, %error, retry_in = ?pause, "cannot pull messages");
-                    tokio::select! {
-                        () = stop.cancelled() => break,
-                        () = tokio::time::sleep(pause) => continue,
+                    let paused = tokio::time::sleep(pause);
+                    tokio::pin!(paused);
+                    loop {
+                        tokio::select! {
+                            () = stop.cancelled() => break 'pulling,
+                            () = &mut paused => continue 'pulling,
+                            Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                        }
                     }
                 }
             };
-            failures = 0;
-            let inner = &self.inner;
-            messages
-                .take_until(stop.cancelled())
-                .for_each_concurrent(config.concurrency.max(1), |message| async move {
-                    match message {
-                        Ok(message) => inner.process(message).await,
-                        Err(error) => {
-                            tracing::warn!(consumer = %inner.config.name, %error, "message stream error");
+            loop {
+                tokio::select! {
+                    () = stop.cancelled() => break 'pulling,
+                    Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                    message = batch.next() => match message {
+                        Some(Ok(message)) => in_flight.push(inner.process(message)),
+                        Some(Err(error)) => {
+                            tracing::warn!(consumer = %config.name, %error, "pull request ended with an error");
+                            break;
                         }
-                    }
-                })
-                .await;
+                        None => break,
+                    },
+                }
+            }
         }
+        // No new messages are taken; the ones in hand finish.
+        while in_flight.next().await.is_some() {}
         tracing::debug!(consumer = %config.name, "consumer stopped");
         Ok(())
     }

@@ -843,4 +843,34 @@ mod mongo {
         assert_eq!(script.calls(event.id), 2);
         assert_eq!(fixture.effects(event.id).await, 1);
     }
+
+    /// Every event fails once and is redelivered, one message at a time: each redelivery must
+    /// reach the consumer's next pull. (A long-lived pull whose count of pending messages drifts
+    /// leaves the consumer waiting for the pull's expiry, tens of seconds, now and then.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_consumer_taking_one_message_at_a_time_never_stalls_between_redeliveries() {
+        let script = Script::new(|_, call| {
+            if call < 2 {
+                Decision::Transient
+            } else {
+                Decision::Succeed
+            }
+        });
+        let fixture = Fixture::start(&script, |_| {}).await;
+        let events: Vec<_> = (0..100).map(|_| captured_payment()).collect();
+        for event in &events {
+            publish(&fixture.bus, event).await;
+        }
+        let effects = fixture.db.collection::<Document>("effects");
+        eventually(Duration::from_secs(20), "every event's effect", || async {
+            let count = effects.count_documents(doc! {}).await.ok()?;
+            (count == events.len() as u64).then_some(())
+        })
+        .await
+        .unwrap();
+        drained(&fixture.bus, "payments-ledger").await;
+        for event in &events {
+            assert_eq!(script.calls(event.id), 2, "failed once, then processed");
+        }
+    }
 }
