@@ -96,6 +96,9 @@ pub struct NatsSettings {
     /// A prefix for every subject and stream (`SUBJECT_PREFIX`): empty in production; tests
     /// isolate themselves with it.
     pub subject_prefix: Option<String>,
+    /// Events each of the service's consumers processes at once (`CONSUMER_CONCURRENCY`,
+    /// default 4). Above 1, two events may be applied in either order.
+    pub consumer_concurrency: usize,
 }
 
 impl Default for NatsSettings {
@@ -103,6 +106,7 @@ impl Default for NatsSettings {
         Self {
             url: "nats://127.0.0.1:4222".to_owned(),
             subject_prefix: None,
+            consumer_concurrency: 4,
         }
     }
 }

@@ -171,7 +171,8 @@ impl Kit {
 
     /// Consumes the events of `domain` whose types are `event_types` with a durable consumer
     /// named `name`, exactly once in effect: `inbox` remembers what was processed, `handler`
-    /// applies each event in the inbox's transaction.
+    /// applies each event in the inbox's transaction, up to `NATS__CONSUMER_CONCURRENCY` events
+    /// at once.
     pub fn consume<I, H>(
         &mut self,
         name: &str,
@@ -186,11 +187,12 @@ impl Kit {
     {
         let namespace = self.namespace.clone();
         let jetstream = async_nats::jetstream::new(self.nats.clone());
-        let config = ConsumerConfig::new(
+        let mut config = ConsumerConfig::new(
             name,
             &namespace.domain_stream(domain),
             event_types.iter().map(|t| namespace.subject(t)).collect(),
         );
+        config.concurrency = self.common.nats.consumer_concurrency.max(1);
         let consumer = Consumer::new(jetstream.clone(), namespace.clone(), config, inbox, handler);
         self.dead_letters.add_replay(name, consumer.replayer());
         self.background(move |stop| async move {

@@ -26,6 +26,13 @@ const DURATION_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// Buckets (seconds) for every `*_lag_seconds` histogram (how far a consumer is behind):
+/// 1 ms to 5 min.
+const LAG_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0,
+];
+
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the Prometheus recorder for this process (idempotent) and returns its handle.
@@ -36,7 +43,9 @@ pub fn install_recorder() -> &'static PrometheusHandle {
                 Matcher::Suffix("duration_seconds".to_owned()),
                 DURATION_BUCKETS,
             )
-            .expect("the duration buckets are a non-empty constant");
+            .expect("the duration buckets are a non-empty constant")
+            .set_buckets_for_metric(Matcher::Suffix("lag_seconds".to_owned()), LAG_BUCKETS)
+            .expect("the lag buckets are a non-empty constant");
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
         if metrics::set_global_recorder(recorder).is_err() {

@@ -83,6 +83,8 @@ pub struct DeliverySettings {
     pub retry_base_ms: u64,
     /// How often the delivery worker looks for due notifications, in milliseconds.
     pub poll_interval_ms: u64,
+    /// Notifications sent at once (over as many pooled SMTP connections).
+    pub concurrency: usize,
 }
 
 impl Default for DeliverySettings {
@@ -92,6 +94,7 @@ impl Default for DeliverySettings {
             max_attempts: 8,
             retry_base_ms: 1000,
             poll_interval_ms: 250,
+            concurrency: 4,
         }
     }
 }

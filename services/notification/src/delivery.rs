@@ -77,13 +77,19 @@ impl DeliveryWorker {
         }
     }
 
-    /// One round: claims due notifications and tries each once. Returns how many it tried.
+    /// One round: claims up to `concurrency` due notifications and tries each once, all at
+    /// once. Returns how many it tried.
     pub async fn deliver_due(&self) -> anyhow::Result<usize> {
-        let due = store::claim_due(10, LEASE, &self.pool).await?;
+        let limit = i64::try_from(self.settings.concurrency.max(1)).unwrap_or(1);
+        let due = store::claim_due(limit, LEASE, &self.pool).await?;
         let count = due.len();
-        for notification in due {
-            self.deliver(notification).await?;
-        }
+        futures::future::join_all(
+            due.into_iter()
+                .map(|notification| self.deliver(notification)),
+        )
+        .await
+        .into_iter()
+        .collect::<anyhow::Result<Vec<()>>>()?;
         Ok(count)
     }
 

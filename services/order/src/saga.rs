@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use futures::StreamExt as _;
 use futures::future::join_all;
+use futures::stream::FuturesUnordered;
 use platform_contracts::{self as contracts, CancellationReason, OrderCancelled, OrderConfirmed};
 use platform_events::{Envelope, Namespace};
 use platform_proto::inventory::v1::{ReservationItem, ReservationStatus};
@@ -29,7 +31,11 @@ use crate::config::SagaSettings;
 use crate::domain::{Compensation, OrderStatus};
 use crate::downstream::{CallError, Inventory, Payments};
 use crate::orders::{SOURCE, order_lines};
-use crate::store::{self, OrderRow, Transition};
+use crate::store::{self, ItemRow, OrderRow, Transition};
+
+/// Steps one claim takes at most before letting go of the order (a saga has at most five:
+/// reserve, charge, commit or the compensations, and the close).
+const MAX_STEPS_PER_CLAIM: usize = 8;
 
 /// The saga worker.
 pub struct SagaWorker {
@@ -63,49 +69,108 @@ impl SagaWorker {
         }
     }
 
-    /// Steps sagas until `stop`; finishes the steps in hand.
+    /// Drives sagas until `stop`: up to `concurrency` at once, each taken step after step while
+    /// it has somewhere to go at once (the lease is kept between steps, so no other worker
+    /// takes it and no claim round is needed). A saga that must wait (a retry, an open breaker)
+    /// lets go of its lease and is claimed again when due. Finishes the steps in hand.
     pub async fn run(self, stop: CancellationToken) {
         tracing::info!(worker = %self.id, "saga worker started; resuming unfinished orders");
-        let idle = Duration::from_millis(self.settings.poll_interval_ms);
-        while !stop.is_cancelled() {
-            let stepped = match self.run_once().await {
-                Ok(count) => count,
-                Err(error) => {
-                    tracing::warn!(error = format!("{error:#}"), "a saga round failed");
-                    0
+        let concurrency = usize::try_from(self.settings.concurrency.max(1)).unwrap_or(1);
+        let mut poll = tokio::time::interval(Duration::from_millis(self.settings.poll_interval_ms));
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut in_flight = FuturesUnordered::new();
+        // Whether more sagas may be due than were claimed last time.
+        let mut more = true;
+        loop {
+            if more && in_flight.len() < concurrency && !stop.is_cancelled() {
+                let free = concurrency - in_flight.len();
+                match self.claim(free).await {
+                    Ok(due) => {
+                        more = due.len() == free;
+                        in_flight.extend(due.into_iter().map(|order| self.drive(order, &stop)));
+                    }
+                    Err(error) => {
+                        tracing::warn!(error = format!("{error:#}"), "claiming sagas failed");
+                        more = false;
+                    }
                 }
-            };
-            if stepped == 0 {
-                tokio::select! {
-                    () = stop.cancelled() => break,
-                    () = self.wake.notified() => {}
-                    () = tokio::time::sleep(idle) => {}
+                continue;
+            }
+            tokio::select! {
+                () = stop.cancelled() => break,
+                Some(result) = in_flight.next(), if !in_flight.is_empty() => {
+                    if let Err(error) = result {
+                        tracing::warn!(error = format!("{error:#}"), "a saga step failed");
+                    }
                 }
+                () = self.wake.notified() => more = true,
+                _ = poll.tick() => more = true,
+            }
+        }
+        while let Some(result) = in_flight.next().await {
+            if let Err(error) = result {
+                tracing::warn!(error = format!("{error:#}"), "a saga step failed");
             }
         }
         tracing::info!(worker = %self.id, "saga worker stopped");
     }
 
-    /// One round: claims due sagas and takes each one step; returns how many.
+    /// One round: claims due sagas and takes each one step (and lets go of it); returns how
+    /// many. For tests that step sagas by hand.
     pub async fn run_once(&self) -> anyhow::Result<usize> {
-        let lease = Duration::from_secs(self.settings.lease_secs);
-        let due = store::claim_due(self.id, self.settings.concurrency, lease, &self.pool).await?;
+        let concurrency = usize::try_from(self.settings.concurrency.max(1)).unwrap_or(1);
+        let due = self.claim(concurrency).await?;
         let count = due.len();
-        for result in join_all(due.into_iter().map(|order| self.step(order))).await {
+        let steps = due.iter().map(|order| async move {
+            let mut items = None;
+            self.step(order, &mut items, false).await
+        });
+        for result in join_all(steps).await {
             result?;
         }
         Ok(count)
     }
 
+    async fn claim(&self, limit: usize) -> anyhow::Result<Vec<OrderRow>> {
+        let lease = Duration::from_secs(self.settings.lease_secs);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(store::claim_due(self.id, limit, lease, &self.pool).await?)
+    }
+
+    /// Takes `order` step after step until it is finished or has to wait, or `stop`.
+    async fn drive(&self, mut order: OrderRow, stop: &CancellationToken) -> anyhow::Result<()> {
+        // Read once per claim: reserving needs them, and so does the final event.
+        let mut items = None;
+        for left in (0..MAX_STEPS_PER_CLAIM).rev() {
+            let keep = left > 0;
+            match self.step(&order, &mut items, keep).await? {
+                Some(next) if stop.is_cancelled() => {
+                    store::release_lease(next.id, self.id, &self.pool).await?;
+                    return Ok(());
+                }
+                Some(next) => order = next,
+                None => return Ok(()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes `order` one step. With `keep_lease`, returns the order after the step if it still
+    /// holds the lease and has another step to take.
     #[tracing::instrument(skip_all, fields(order_id = %order.id, status = %order.status))]
-    async fn step(&self, order: OrderRow) -> anyhow::Result<()> {
-        let state = SagaState::from(&order);
+    async fn step(
+        &self,
+        order: &OrderRow,
+        items: &mut Option<Vec<ItemRow>>,
+        keep_lease: bool,
+    ) -> anyhow::Result<Option<OrderRow>> {
+        let state = SagaState::from(order);
         let started = Instant::now();
         let (name, action) = match decide::plan(&state) {
-            Plan::Finished => return Ok(()),
+            Plan::Finished => return Ok(None),
             Plan::Record(action) => ("close", action),
             Plan::Call(step) => {
-                let outcome = self.perform(step, &order).await?;
+                let outcome = self.perform(step, order, items).await?;
                 let action = decide::decide(&state, step, outcome, &self.settings);
                 (step.name(), action)
             }
@@ -117,13 +182,18 @@ impl SagaWorker {
         };
         metrics::histogram!("orders_saga_step_duration_seconds", "step" => name, "result" => result)
             .record(started.elapsed().as_secs_f64());
-        self.apply(&order, action).await
+        self.apply(order, action, items, keep_lease).await
     }
 
     /// Makes the step's call and puts the answer in the saga's words.
-    async fn perform(&self, step: Step, order: &OrderRow) -> anyhow::Result<Outcome> {
+    async fn perform(
+        &self,
+        step: Step,
+        order: &OrderRow,
+        items: &mut Option<Vec<ItemRow>>,
+    ) -> anyhow::Result<Outcome> {
         Ok(match step {
-            Step::Reserve => self.reserve(order).await?,
+            Step::Reserve => self.reserve(order, items).await?,
             // Charging again with the same key returns the first charge's outcome, which is
             // how a charge whose answer was lost is resolved.
             Step::Charge | Step::ResolvePayment => self.charge(order).await,
@@ -137,12 +207,19 @@ impl SagaWorker {
         })
     }
 
-    async fn reserve(&self, order: &OrderRow) -> anyhow::Result<Outcome> {
-        let items = store::items(order.id, &self.pool)
-            .await?
-            .into_iter()
+    async fn reserve(
+        &self,
+        order: &OrderRow,
+        items: &mut Option<Vec<ItemRow>>,
+    ) -> anyhow::Result<Outcome> {
+        if items.is_none() {
+            *items = Some(store::items(order.id, &self.pool).await?);
+        }
+        let items = items
+            .iter()
+            .flatten()
             .map(|item| ReservationItem {
-                sku: item.sku,
+                sku: item.sku.clone(),
                 quantity: i64::from(item.quantity),
             })
             .collect();
@@ -212,19 +289,26 @@ impl SagaWorker {
         }
     }
 
-    /// Writes the decision: the new state, its history, its event; or the retry.
-    async fn apply(&self, order: &OrderRow, action: Action) -> anyhow::Result<()> {
+    /// Writes the decision: the new state, its history, its event; or the retry. With
+    /// `keep_lease`, returns the order as it now is when it has another step to take.
+    async fn apply(
+        &self,
+        order: &OrderRow,
+        action: Action,
+        items: &mut Option<Vec<ItemRow>>,
+        keep_lease: bool,
+    ) -> anyhow::Result<Option<OrderRow>> {
         let from = order.status;
         let to = action.status_after(from);
         let change = match &action {
             Action::Retry { after, error } => {
                 tracing::info!(%error, retry_in = ?after, "step failed; retrying later");
                 store::retry_later(order.id, self.id, error, *after, &self.pool).await?;
-                return Ok(());
+                return Ok(None);
             }
             Action::Postpone { after } => {
                 store::postpone(order.id, self.id, *after, &self.pool).await?;
-                return Ok(());
+                return Ok(None);
             }
             Action::Advance { payment_id, .. } => Transition {
                 from,
@@ -261,32 +345,47 @@ impl SagaWorker {
                 refunded_minor: *refunded_minor,
             },
         };
-        let mut tx = self.pool.begin().await?;
-        if !store::transition(order.id, self.id, &change, &mut tx).await? {
+        let lost = || {
             tracing::warn!(
                 "lost the lease before recording the step; another worker has the order"
             );
-            return Ok(());
+        };
+        if !to.is_terminal() {
+            // One statement: no transaction to open and commit.
+            let lease = Duration::from_secs(self.settings.lease_secs);
+            let keep = keep_lease.then_some(lease);
+            let moved = store::transition(order.id, self.id, &change, keep, &self.pool).await?;
+            match &moved {
+                None => lost(),
+                Some(_) if to != from => tracing::info!(from = %from, to = %to, "order moved"),
+                Some(_) => {}
+            }
+            return Ok(moved.filter(|_| keep_lease));
         }
-        if to.is_terminal() {
-            let row = store::find(order.id, &mut *tx)
-                .await?
-                .context("the order vanished")?;
-            self.announce(&row, &mut tx).await?;
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = store::transition(order.id, self.id, &change, None, &mut *tx).await? else {
+            lost();
+            return Ok(None);
+        };
+        if items.is_none() {
+            *items = Some(store::items(order.id, &mut *tx).await?);
         }
+        self.announce(&row, items.as_deref().unwrap_or_default(), &mut tx)
+            .await?;
         tx.commit().await?;
-        if to != from {
-            tracing::info!(from = %from, to = %to, "order moved");
-        }
-        if to.is_terminal() {
-            record_outcome(order, to, &action);
-        }
-        Ok(())
+        tracing::info!(from = %from, to = %to, "order moved");
+        record_outcome(order, to, &action);
+        Ok(None)
     }
 
     /// The event of a finished order, in the transaction that finishes it.
-    async fn announce(&self, order: &OrderRow, tx: &mut sqlx::PgConnection) -> anyhow::Result<()> {
-        let items = order_lines(&store::items(order.id, &mut *tx).await?);
+    async fn announce(
+        &self,
+        order: &OrderRow,
+        items: &[ItemRow],
+        tx: &mut sqlx::PgConnection,
+    ) -> anyhow::Result<()> {
+        let items = order_lines(items);
         let total = contracts::Money::new(order.total_minor, &order.currency);
         if order.status == OrderStatus::Confirmed {
             let event = Envelope::new(

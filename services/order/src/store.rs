@@ -316,22 +316,32 @@ pub struct Transition<'a> {
     pub refunded_minor: i64,
 }
 
-/// Applies a transition: the order's new state, its history entry, a fresh step. `false` if
-/// the lease was lost (another worker has the order now) and nothing was written.
+/// Applies a transition in one statement: the order's new state, its history entry, a fresh
+/// step. With `keep_lease`, `owner` keeps the order for that long (to take its next step at
+/// once); without, the lease is let go. Returns the order as it now is, or `None` if the lease
+/// was lost (another worker has the order now) and nothing was written.
 pub async fn transition(
     order_id: Uuid,
     owner: Uuid,
     change: &Transition<'_>,
-    tx: &mut PgConnection,
-) -> sqlx::Result<bool> {
-    let updated = sqlx::query(
-        "UPDATE orders SET status = $3, payment_id = COALESCE($4, payment_id), \
-             cancel_reason = COALESCE($5, cancel_reason), cancel_detail = COALESCE($6, cancel_detail), \
-             resolve_payment = $7, refund_pending = $8, release_pending = $9, refunded_minor = $10, \
-             step_attempts = 0, last_error = NULL, next_attempt_at = now(), \
-             lease_owner = NULL, lease_until = NULL, updated_at = now() \
-         WHERE id = $1 AND lease_owner = $2 AND status = $11",
-    )
+    keep_lease: Option<Duration>,
+    executor: impl PgExecutor<'_>,
+) -> sqlx::Result<Option<OrderRow>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "WITH moved AS ( \
+             UPDATE orders SET status = $3, payment_id = COALESCE($4, payment_id), \
+                 cancel_reason = COALESCE($5, cancel_reason), cancel_detail = COALESCE($6, cancel_detail), \
+                 resolve_payment = $7, refund_pending = $8, release_pending = $9, refunded_minor = $10, \
+                 step_attempts = 0, last_error = NULL, next_attempt_at = now(), \
+                 lease_owner = CASE WHEN $12::float8 IS NULL THEN NULL ELSE lease_owner END, \
+                 lease_until = now() + make_interval(secs => $12::float8), updated_at = now() \
+             WHERE id = $1 AND lease_owner = $2 AND status = $11 \
+             RETURNING {COLUMNS}), \
+         history AS ( \
+             INSERT INTO order_status_history (order_id, from_status, to_status, reason) \
+             SELECT id, $11, $3, $13 FROM moved WHERE $11 <> $3) \
+         SELECT {COLUMNS} FROM moved"
+    )))
     .bind(order_id)
     .bind(owner)
     .bind(change.to)
@@ -343,23 +353,27 @@ pub async fn transition(
     .bind(change.owed.release_stock)
     .bind(change.refunded_minor)
     .bind(change.from)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if updated == 0 {
-        return Ok(false);
-    }
-    if change.from != change.to {
-        record_history(
-            order_id,
-            Some(change.from),
-            change.to,
-            change.reason,
-            &mut *tx,
-        )
-        .await?;
-    }
-    Ok(true)
+    .bind(keep_lease.map(|lease| lease.as_secs_f64()))
+    .bind(change.reason)
+    .fetch_optional(executor)
+    .await
+}
+
+/// Lets go of an order whose lease `owner` kept, due again at once (a stopping worker).
+pub async fn release_lease(
+    order_id: Uuid,
+    owner: Uuid,
+    executor: impl PgExecutor<'_>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "UPDATE orders SET lease_owner = NULL, lease_until = NULL, next_attempt_at = now() \
+         WHERE id = $1 AND lease_owner = $2",
+    )
+    .bind(order_id)
+    .bind(owner)
+    .execute(executor)
+    .await?;
+    Ok(())
 }
 
 /// Starts cancelling an order the caller holds locked (`FOR UPDATE`) in `from`: records why,

@@ -214,6 +214,10 @@ impl Outcome {
     }
 }
 
+/// Seconds from an event's time to the start of its first handling, per consumer (a
+/// histogram): how far behind the changes a consumer is.
+pub const CONSUME_LAG: &str = "events_consume_lag_seconds";
+
 /// How long one pull request waits on the server for messages: an idle consumer asks again
 /// this often, and one whose connection broke asks again within this plus five seconds.
 const PULL_WAIT: Duration = Duration::from_secs(5);
@@ -448,6 +452,14 @@ impl<I: Inbox, H: EventHandler<I>> Inner<I, H> {
             }
         };
         tracing::Span::current().record("event.id", tracing::field::display(envelope.id));
+        if delivered == 1 {
+            // From the change (the event is written in its transaction) to its first handling.
+            let lag = (chrono::Utc::now() - envelope.time)
+                .to_std()
+                .unwrap_or_default();
+            metrics::histogram!(CONSUME_LAG, "consumer" => self.config.name.clone())
+                .record(lag.as_secs_f64());
+        }
         let event = ReceivedEvent {
             envelope,
             subject: subject.to_owned(),
