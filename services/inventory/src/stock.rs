@@ -128,10 +128,6 @@ impl Stock {
         order_id: Uuid,
         lines: &[ReservationLine],
     ) -> Result<ReservationOutcome, InventoryError> {
-        // The common repeat answers without a transaction.
-        if let Some(existing) = self.store.reservation(&order_id.to_string()).await? {
-            return Ok(ReservationOutcome::from(&existing));
-        }
         let outcome = self
             .store
             .transaction("reserving stock", |session| {
@@ -142,6 +138,20 @@ impl Stock {
             .await;
         let outcome = match outcome {
             Ok(outcome) => outcome,
+            // A repeat: the order's reservation (or release marker) is there already; it is
+            // answered as it stands.
+            Err(InventoryError::Conflict(_)) => {
+                let existing = self
+                    .store
+                    .reservation(&order_id.to_string())
+                    .await?
+                    .ok_or_else(|| {
+                        InventoryError::Contended(format!(
+                            "the reservation for order {order_id} changed meanwhile; retry shortly"
+                        ))
+                    })?;
+                return Ok(ReservationOutcome::from(&existing));
+            }
             Err(error) => {
                 let label = match &error {
                     InventoryError::Precondition(_) => "short",
@@ -168,9 +178,6 @@ impl Stock {
         lines: &[ReservationLine],
     ) -> Result<Changed<ReservationOutcome>, TxError> {
         let key = order_id.to_string();
-        if let Some(existing) = self.store.reservation_in(session, &key).await? {
-            return Ok(Changed::no(ReservationOutcome::from(&existing)));
-        }
         let now = Utc::now();
         let expires_at =
             now + chrono::Duration::from_std(self.reservation_ttl).unwrap_or(chrono::Duration::MAX);
@@ -190,13 +197,15 @@ impl Stock {
             released_at: None,
             expired_at: None,
         };
+        // Inserted first, so that the common case reads nothing: a duplicate means an earlier
+        // call for the order got there first, and the caller answers with what it left.
         match self.store.insert_reservation(session, &reservation).await {
             Ok(()) => {}
-            // A concurrent call for the same order got there first: the retry reads its result.
             Err(error) if is_duplicate_key(&error) => {
-                return Err(TxError::Retry(
-                    "a concurrent reservation for the order".to_owned(),
-                ));
+                return Err(InventoryError::Conflict(format!(
+                    "order {order_id} has a reservation already"
+                ))
+                .into());
             }
             Err(error) => return Err(error.into()),
         }
@@ -362,6 +371,25 @@ impl Stock {
         session: &mut ClientSession,
         order_id: Uuid,
     ) -> Result<Changed<Committing>, TxError> {
+        // The common case in one conditional update: held and not yet due.
+        if let Some(reservation) = self
+            .store
+            .commit_held_reservation(session, &order_id.to_string())
+            .await?
+        {
+            for line in &reservation.items {
+                self.move_stock(session, line, "reserved", "sold").await?;
+            }
+            let committed = StockCommitted {
+                order_id,
+                items: stock_lines(&reservation.items),
+            };
+            self.outbox
+                .enqueue(session, &Envelope::new(SOURCE, &order_id, committed))
+                .await?;
+            return Ok(Changed::yes(Committing::Committed));
+        }
+        // Otherwise the reservation says why.
         let reservation = self
             .store
             .reservation_in(session, &order_id.to_string())
@@ -382,32 +410,8 @@ impl Stock {
                 self.expire_reservation(session, &reservation).await?;
                 Ok(Changed::yes(Committing::ExpiredNow(reservation.expires_at)))
             }
-            ReservationState::Reserved => {
-                if !self
-                    .store
-                    .transition_reservation(
-                        session,
-                        &reservation.order_id,
-                        ReservationState::Reserved,
-                        ReservationState::Committed,
-                        "committed_at",
-                    )
-                    .await?
-                {
-                    return Err(TxError::Retry("the reservation changed".to_owned()));
-                }
-                for line in &reservation.items {
-                    self.move_stock(session, line, "reserved", "sold").await?;
-                }
-                let committed = StockCommitted {
-                    order_id,
-                    items: stock_lines(&reservation.items),
-                };
-                self.outbox
-                    .enqueue(session, &Envelope::new(SOURCE, &order_id, committed))
-                    .await?;
-                Ok(Changed::yes(Committing::Committed))
-            }
+            // Held and not due, yet not taken above: it changed in between.
+            ReservationState::Reserved => Err(TxError::Retry("the reservation changed".to_owned())),
         }
     }
 

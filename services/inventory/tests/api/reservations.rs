@@ -235,6 +235,62 @@ async fn repeated_reserve_commit_and_release_calls_change_nothing() {
     );
 }
 
+/// The saga's first call and its retries can race (a lost answer, a restarted worker): the
+/// order is reserved once and committed once, and every call gets the one reservation's answer.
+#[tokio::test]
+async fn racing_first_calls_for_one_order_reserve_and_commit_it_once() {
+    let app = spawn_app().await;
+    app.stocked("RACE-1", 10, 0).await;
+    let order = Uuid::now_v7();
+
+    let reserved = join_all((0..6).map(|_| async {
+        loop {
+            match app.reserve(order, &[("RACE-1", 2)]).await {
+                Err(status) if status.code() == Code::Aborted => {}
+                answer => return answer.unwrap(),
+            }
+        }
+    }))
+    .await;
+    assert!(
+        reserved
+            .iter()
+            .all(|answer| answer.status() == ReservationStatus::Reserved
+                && answer.expires_at == reserved[0].expires_at),
+        "{reserved:?}"
+    );
+    let stock = app.stock("RACE-1").await;
+    assert_eq!((stock.available, stock.reserved, stock.sold), (8, 2, 0));
+
+    let committed = join_all((0..6).map(|_| async {
+        loop {
+            match app.commit(order).await {
+                Err(status) if status.code() == Code::Aborted => {}
+                answer => return answer.unwrap().status(),
+            }
+        }
+    }))
+    .await;
+    assert!(
+        committed
+            .iter()
+            .all(|status| *status == ReservationStatus::Committed),
+        "{committed:?}"
+    );
+    let stock = app.stock("RACE-1").await;
+    assert_eq!((stock.available, stock.reserved, stock.sold), (8, 0, 2));
+    let kinds: Vec<String> = app
+        .exactly_events(2)
+        .await
+        .into_iter()
+        .map(|(kind, _)| kind)
+        .collect();
+    assert_eq!(
+        kinds,
+        ["inventory.stock_reserved", "inventory.stock_committed"]
+    );
+}
+
 #[tokio::test]
 async fn a_confirmed_order_cancelled_by_the_customer_puts_the_sold_stock_back() {
     let app = spawn_app().await;
