@@ -71,6 +71,10 @@ LABEL org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.licenses="MIT OR Apache-2.0"
 # Logs are JSON when stdout is not a terminal anyway; this keeps them JSON under `docker run -t`.
 ENV LOG_FORMAT=json
+# The allocator settings every process runs with (libs/http/src/memory.rs: large blocks, such
+# as a password hash's 12 MiB, are given back when freed). A binary started without them runs
+# itself again with them; set here, it need not.
+ENV MALLOC_MMAP_THRESHOLD_=131072 MALLOC_ARENA_MAX=2
 USER 65532:65532
 
 # ---------------------------------------------------------------------------------------------
@@ -81,11 +85,6 @@ FROM runtime AS user-service
 LABEL org.opencontainers.image.title="user-service" \
       org.opencontainers.image.description="The user service: accounts, credentials, access and refresh tokens, roles."
 COPY --from=build /out/user-service /usr/local/bin/user-service
-# Argon2 takes 19 MiB per hash. glibc's malloc would keep each such block in the arena of the
-# thread that hashed (one arena per thread, up to 8 per core) after it is freed, so a burst of
-# sign-ins left the process holding ~19 MiB per arena, past the container's memory limit.
-# Allocations from 128 KiB up are mapped and unmapped instead, and given back at once.
-ENV MALLOC_MMAP_THRESHOLD_=131072
 EXPOSE 8081 9081
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
     CMD ["/usr/local/bin/user-service", "healthcheck"]

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
     {
         return code;
     }
+    platform_http::memory::with_allocator_settings();
     platform_http::install_crypto_provider();
     let config = match Config::from_env() {
         Ok(config) => config,

@@ -6,9 +6,11 @@
 //!   applied in order by [`with_standard_layers`].
 //! - [`serve`]: serving with graceful shutdown under a drain deadline.
 //! - [`openapi`]: `GET /openapi.json` and the components every document shares.
+//! - [`memory`]: the allocator settings every process starts with.
 
 pub mod extract;
 pub mod layers;
+pub mod memory;
 pub mod openapi;
 pub mod paging;
 pub mod problem;

@@ -58,6 +58,7 @@ where
     F: FnOnce(Settings<S>) -> Fut,
     Fut: Future<Output = anyhow::Result<()>>,
 {
+    platform_http::memory::with_allocator_settings();
     platform_http::install_crypto_provider();
     let settings = match settings {
         Ok(settings) => settings,
