@@ -118,7 +118,7 @@ impl Orders {
             updated_at: now,
         };
         let mut tx = self.pool.begin().await?;
-        if !store::insert_order(&order, &lines, &mut tx).await? {
+        if !store::insert_order(&order, &lines, &mut *tx).await? {
             // Placed concurrently with the same key.
             drop(tx);
             let existing = store::find_by_key(user_id, idempotency_key, &self.pool)
@@ -141,8 +141,19 @@ impl Orders {
         metrics::counter!("orders_placed_total").increment(1);
         tracing::info!(order_id = %order.id, total, currency = %currency, "order placed");
         self.wake.notify_one();
+        // Answered with what was just written, without reading it back.
+        let history = vec![HistoryRow {
+            from_status: None,
+            to_status: order.status,
+            reason: Some("placed".to_owned()),
+            at: order.created_at,
+        }];
         Ok(Placed {
-            order: self.load(order).await?,
+            order: Order {
+                row: order,
+                items: lines,
+                history,
+            },
             replayed: false,
         })
     }

@@ -86,18 +86,41 @@ pub struct HistoryRow {
     pub at: DateTime<Utc>,
 }
 
-/// Inserts a new order with its items and first history entry; `false` if the user already
-/// placed an order with this idempotency key.
+/// Inserts a new order with its items and first history entry (at the order's `created_at`),
+/// in one statement; `false` if the user already placed an order with this idempotency key.
 pub async fn insert_order(
     order: &OrderRow,
     items: &[ItemRow],
-    tx: &mut PgConnection,
+    executor: impl PgExecutor<'_>,
 ) -> sqlx::Result<bool> {
-    let inserted = sqlx::query(
-        "INSERT INTO orders (id, user_id, idempotency_key, request_hash, status, payment_method_id, \
-                             total_minor, currency, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $9, $5, $6, $7, $8, $8) \
-         ON CONFLICT (user_id, idempotency_key) DO NOTHING",
+    let (lines, skus, names, quantities, prices, currencies) = items.iter().fold(
+        (vec![], vec![], vec![], vec![], vec![], vec![]),
+        |mut columns, item| {
+            columns.0.push(item.line);
+            columns.1.push(item.sku.as_str());
+            columns.2.push(item.name.as_str());
+            columns.3.push(item.quantity);
+            columns.4.push(item.unit_price_minor);
+            columns.5.push(item.currency.as_str());
+            columns
+        },
+    );
+    let inserted: i64 = sqlx::query_scalar(
+        "WITH placed AS ( \
+             INSERT INTO orders (id, user_id, idempotency_key, request_hash, status, payment_method_id, \
+                                 total_minor, currency, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $9, $5, $6, $7, $8, $8) \
+             ON CONFLICT (user_id, idempotency_key) DO NOTHING \
+             RETURNING id), \
+         lines AS ( \
+             INSERT INTO order_items (order_id, line, sku, name, quantity, unit_price_minor, currency) \
+             SELECT placed.id, item.* FROM placed, \
+                 UNNEST($10::integer[], $11::text[], $12::text[], $13::integer[], $14::bigint[], $15::text[]) \
+                 AS item(line, sku, name, quantity, unit_price_minor, currency)), \
+         history AS ( \
+             INSERT INTO order_status_history (order_id, from_status, to_status, reason, at) \
+             SELECT id, NULL, $9, 'placed', $8 FROM placed) \
+         SELECT count(*) FROM placed",
     )
     .bind(order.id)
     .bind(order.user_id)
@@ -108,29 +131,15 @@ pub async fn insert_order(
     .bind(&order.currency)
     .bind(order.created_at)
     .bind(order.status)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if inserted == 0 {
-        return Ok(false);
-    }
-    for item in items {
-        sqlx::query(
-            "INSERT INTO order_items (order_id, line, sku, name, quantity, unit_price_minor, currency) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(order.id)
-        .bind(item.line)
-        .bind(&item.sku)
-        .bind(&item.name)
-        .bind(item.quantity)
-        .bind(item.unit_price_minor)
-        .bind(&item.currency)
-        .execute(&mut *tx)
-        .await?;
-    }
-    record_history(order.id, None, order.status, Some("placed"), &mut *tx).await?;
-    Ok(true)
+    .bind(lines)
+    .bind(skus)
+    .bind(names)
+    .bind(quantities)
+    .bind(prices)
+    .bind(currencies)
+    .fetch_one(executor)
+    .await?;
+    Ok(inserted == 1)
 }
 
 /// Appends a transition to an order's history.

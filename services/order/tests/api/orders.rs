@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{SUCCEEDS, order_body, problem, spawn_app};
+use crate::helpers::{Options, SUCCEEDS, order_body, problem, spawn_app, spawn_app_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn placing_an_order_answers_201_with_the_order_and_where_to_follow_it() {
@@ -27,6 +27,34 @@ async fn placing_an_order_answers_201_with_the_order_and_where_to_follow_it() {
     assert_eq!(order["status"], "PENDING");
     assert_eq!(order["items"][0]["sku"], sku.as_str());
     assert_eq!(order["items"][0]["line_total"]["minor"], 2500);
+}
+
+/// The answer to placing is built from what was written, not read back: it must be exactly
+/// what reading the order gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_order_placing_answers_with_is_the_order_as_stored() {
+    let shop = spawn_app_with(Options {
+        saga: false,
+        ..Options::default()
+    })
+    .await;
+    let mug = shop.product(1250, 10).await;
+    let pan = shop.product(3999, 10).await;
+    let ada = shop.customer();
+    let card = shop.card(&ada, SUCCEEDS).await;
+
+    let placed: Value = shop
+        .place(&ada, "key-1", &order_body(&[(&mug, 2), (&pan, 1)], card))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id: Uuid = placed["id"].as_str().unwrap().parse().unwrap();
+    let stored: Value = shop.get_order(&ada, id).await.json().await.unwrap();
+
+    assert_eq!(placed, stored);
+    assert_eq!(placed["items"].as_array().unwrap().len(), 2);
+    assert_eq!(placed["history"].as_array().unwrap().len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
