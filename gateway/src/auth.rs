@@ -119,28 +119,33 @@ impl Authenticator {
         }))
     }
 
-    /// Keeps the key set fresh: refreshes it every `period` (the first time at once; every
-    /// second while no key is held), and flushes the token caches whenever a key leaves the
-    /// set. Both tasks end once the
-    /// authenticator is dropped.
+    /// Keeps the key set fresh: refreshes it every `period` (the first time at once; while no
+    /// key is held, after [`FIRST_RETRY`](crate::openapi::FIRST_RETRY), doubling up to a
+    /// second), and flushes the token caches whenever a key leaves the set. Both tasks end once
+    /// the authenticator is dropped.
     pub fn spawn_refresh(&self, period: Duration) -> Vec<JoinHandle<()>> {
         let refresher = self.verifier.spawn_refresh(period);
         let verifier = self.verifier.clone();
         let generation = Arc::downgrade(&self.generation);
         let watcher = tokio::spawn(async move {
             let mut known = verifier.cached_kids();
-            let mut ticker = tokio::time::interval(Duration::from_secs(1));
-            // The first tick is at once, while the refresher's first fetch is under way.
-            ticker.tick().await;
+            let mut retry = crate::openapi::FIRST_RETRY;
             loop {
-                ticker.tick().await;
+                // While no key is held (the user service is starting), ask again soon rather
+                // than at the next refresh, so that the worker is ready moments after it is.
+                let wait = if known.is_empty() {
+                    let wait = retry;
+                    retry = (retry * 2).min(Duration::from_secs(1));
+                    wait
+                } else {
+                    Duration::from_secs(1)
+                };
+                tokio::time::sleep(wait).await;
                 let Some(generation) = generation.upgrade() else {
                     break;
                 };
                 let mut now = verifier.cached_kids();
                 if now.is_empty() {
-                    // None yet (the user service is starting): ask every second rather than
-                    // at the next refresh, so that the worker is ready within seconds.
                     let _ = verifier.refresh().await;
                     now = verifier.cached_kids();
                 }

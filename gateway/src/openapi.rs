@@ -28,8 +28,14 @@ pub const OPENAPI_PATH: &str = "/openapi.json";
 /// The path of the interactive documentation.
 pub const DOCS_PATH: &str = "/docs";
 
-/// How soon a document that was never fetched is asked for again.
+/// How soon a document that was never fetched is asked for again: at first after
+/// [`FIRST_RETRY`], doubling up to this.
 const MISSING_RETRY: Duration = Duration::from_secs(2);
+
+/// The first wait before asking again for documents or keys the gateway started without (the
+/// services start with it, in compose and Kubernetes): short, so that it is ready moments
+/// after they are.
+pub const FIRST_RETRY: Duration = Duration::from_millis(100);
 
 /// The largest upstream document accepted.
 const MAX_DOCUMENT_BYTES: usize = 8 * 1024 * 1024;
@@ -177,16 +183,22 @@ impl ApiDocs {
         !self.missing().is_empty()
     }
 
-    /// Refreshes every `period` in the background, until the task is aborted; every
-    /// [`MISSING_RETRY`] instead while an upstream has never answered, so that services
-    /// started together with the gateway are documented within seconds.
+    /// Refreshes every `period` in the background, until the task is aborted; while an
+    /// upstream has never answered, after [`FIRST_RETRY`] instead, doubling up to
+    /// [`MISSING_RETRY`], so that services started together with the gateway are documented
+    /// moments after they are up.
     pub fn spawn_refresh(self: &Arc<Self>, period: Duration) -> JoinHandle<()> {
         let docs = Arc::downgrade(self);
         let period = period.max(Duration::from_secs(1));
         tokio::spawn(async move {
+            let mut retry = FIRST_RETRY;
             loop {
                 let wait = match docs.upgrade() {
-                    Some(docs) if docs.incomplete() => MISSING_RETRY.min(period),
+                    Some(docs) if docs.incomplete() => {
+                        let wait = retry.min(period);
+                        retry = (retry * 2).min(MISSING_RETRY);
+                        wait
+                    }
                     Some(_) => period,
                     None => break,
                 };
