@@ -272,9 +272,10 @@ postgres_start() {
   else
     log "postgres: starting on 127.0.0.1:$PG_PORT (data $PG_DATA)"
     # Throwaway test cluster: durability off (fsync, synchronous_commit,
-    # full_page_writes) for speed; many connections for parallel tests.
+    # full_page_writes) for speed; many connections for parallel tests;
+    # pg_stat_statements loaded, so `make bench` can count statements per order.
     pg_run "$bin/pg_ctl" -D "$PG_DATA" -l "$PG_LOG" -t "$WAIT_SECONDS" -w \
-      -o "-p $PG_PORT -k $PG_SOCK -c listen_addresses=127.0.0.1 -c max_connections=500 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=128MB" \
+      -o "-p $PG_PORT -k $PG_SOCK -c listen_addresses=127.0.0.1 -c max_connections=500 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c shared_buffers=128MB -c shared_preload_libraries=pg_stat_statements" \
       start >&2 || { tail -n 20 "$PG_LOG" >&2; die "postgres: pg_ctl start failed; see its log: $PG_LOG"; }
   fi
   wait_ready postgres "$PG_LOG"
