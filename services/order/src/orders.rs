@@ -36,6 +36,16 @@ pub struct Order {
     pub history: Vec<HistoryRow>,
 }
 
+impl From<store::WholeOrder> for Order {
+    fn from(whole: store::WholeOrder) -> Self {
+        Self {
+            row: whole.row,
+            items: whole.items.0,
+            history: whole.history.0,
+        }
+    }
+}
+
 /// A placed order, and whether it was placed by an earlier request with the same key.
 #[derive(Clone, Debug)]
 pub struct Placed {
@@ -285,13 +295,14 @@ impl Orders {
             .collect())
     }
 
-    /// One of the user's orders (another user's is not found).
+    /// One of the user's orders (another user's is not found), in one query: clients poll it
+    /// while their order is under way.
     pub async fn get(&self, user_id: Uuid, id: Uuid) -> Result<Order, OrderError> {
-        let row = store::find(id, &self.pool)
+        let whole = store::find_whole(id, &self.pool)
             .await?
-            .filter(|row| row.user_id == user_id)
+            .filter(|whole| whole.row.user_id == user_id)
             .ok_or(OrderError::NotFound)?;
-        self.load(row).await
+        Ok(whole.into())
     }
 
     /// A page of the user's orders, newest first.
@@ -332,10 +343,10 @@ impl Orders {
         }
         tx.commit().await?;
         self.wake.notify_one();
-        let row = store::find(id, &self.pool)
+        let whole = store::find_whole(id, &self.pool)
             .await?
             .ok_or(OrderError::NotFound)?;
-        self.load(row).await
+        Ok(whole.into())
     }
 }
 

@@ -57,7 +57,7 @@ const COLUMNS: &str = "id, user_id, idempotency_key, request_hash, status, payme
      updated_at";
 
 /// A row of `order_items`.
-#[derive(Clone, Debug, FromRow)]
+#[derive(Clone, Debug, FromRow, serde::Deserialize)]
 pub struct ItemRow {
     /// Position in the order.
     pub line: i32,
@@ -74,7 +74,7 @@ pub struct ItemRow {
 }
 
 /// A row of `order_status_history`.
-#[derive(Clone, Debug, FromRow)]
+#[derive(Clone, Debug, FromRow, serde::Deserialize)]
 pub struct HistoryRow {
     /// The status before (none for the first).
     pub from_status: Option<OrderStatus>,
@@ -212,6 +212,39 @@ pub async fn list(
     .bind(before)
     .bind(limit)
     .fetch_all(executor)
+    .await
+}
+
+/// An order with its items (in line order) and its history (oldest first).
+#[derive(FromRow)]
+pub struct WholeOrder {
+    /// The order.
+    #[sqlx(flatten)]
+    pub row: OrderRow,
+    /// Its items.
+    pub items: sqlx::types::Json<Vec<ItemRow>>,
+    /// Its history.
+    pub history: sqlx::types::Json<Vec<HistoryRow>>,
+}
+
+/// The order with this id, its items and its history, in one query.
+pub async fn find_whole(
+    id: Uuid,
+    executor: impl PgExecutor<'_>,
+) -> sqlx::Result<Option<WholeOrder>> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS}, \
+             COALESCE((SELECT json_agg(json_build_object('line', line, 'sku', sku, 'name', name, \
+                           'quantity', quantity, 'unit_price_minor', unit_price_minor, \
+                           'currency', currency) ORDER BY line) \
+                       FROM order_items WHERE order_id = orders.id), '[]') AS items, \
+             COALESCE((SELECT json_agg(json_build_object('from_status', from_status, \
+                           'to_status', to_status, 'reason', reason, 'at', at) ORDER BY id) \
+                       FROM order_status_history WHERE order_id = orders.id), '[]') AS history \
+         FROM orders WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(executor)
     .await
 }
 
