@@ -29,10 +29,10 @@ run: infra-up ## Run the whole platform (gateway on :8080) against the local inf
 	cargo build --bins
 	target/debug/platform run
 
-bench: infra-up ## Checkout load through the gateway: orders/s, latency to CONFIRMED, memory (BENCH_ARGS="--concurrency 8 --duration 20").
+bench: infra-up ## Checkout orders/s against the inventory ceiling, and where the time goes: stores, CPU, saga steps, memory, start-up, a burst (BENCH_ARGS="--concurrency 8 --duration 20").
 	eval "$$($(INFRA) env)"
 	cargo build --release --bins
-	target/release/platform bench $(BENCH_ARGS)
+	"$${CARGO_TARGET_DIR:-target}/release/platform" bench $(BENCH_ARGS)
 
 bench-gateway: infra-up ## Requests/s and latency: upstream direct vs nginx vs the gateway with JWT + rate limiting (installs nginx if missing).
 	eval "$$($(INFRA) env)"

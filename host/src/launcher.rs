@@ -329,11 +329,16 @@ pub fn database_url(server: &str, database: &str) -> String {
     }
 }
 
+/// How often a starting process's readiness is asked.
+pub const READY_POLL: Duration = Duration::from_millis(20);
+
 /// The running platform. Dropping it kills every process it started.
 pub struct Platform {
     config: PlatformConfig,
     children: BTreeMap<Service, Child>,
     http: reqwest::Client,
+    spawned_at: BTreeMap<Service, Instant>,
+    ready_after: BTreeMap<Service, Duration>,
 }
 
 impl Platform {
@@ -349,16 +354,25 @@ impl Platform {
             http: reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()?,
+            spawned_at: BTreeMap::new(),
+            ready_after: BTreeMap::new(),
         };
         for service in Service::all() {
             platform.spawn(service)?;
         }
-        for service in Service::all() {
-            platform
-                .wait_ready(service, Duration::from_secs(120))
-                .await?;
-        }
+        // All at once, so that each process's time to ready is its own, not the sum of those
+        // waited for before it.
+        let all: Vec<Service> = Service::all().collect();
+        platform
+            .wait_all_ready(&all, Duration::from_secs(120))
+            .await?;
         Ok(platform)
+    }
+
+    /// How long each process took from being spawned to its first 200 on `/health/ready` (its
+    /// latest start), measured to within [`READY_POLL`].
+    pub fn ready_after(&self) -> &BTreeMap<Service, Duration> {
+        &self.ready_after
     }
 
     /// The configuration it runs with.
@@ -416,34 +430,69 @@ impl Platform {
             .spawn()
             .with_context(|| format!("starting {service} ({})", binary.display()))?;
         self.children.insert(service, child);
+        self.spawned_at.insert(service, Instant::now());
         Ok(())
     }
 
     /// Waits until the process answers `/health/ready` with 200.
     pub async fn wait_ready(&mut self, service: Service, timeout: Duration) -> anyhow::Result<()> {
-        let url = format!("{}/health/ready", self.url(service));
+        self.wait_all_ready(&[service], timeout).await
+    }
+
+    /// Waits until every one of `services` answers `/health/ready` with 200, checking them
+    /// side by side every [`READY_POLL`]; records each one's time to ready.
+    async fn wait_all_ready(
+        &mut self,
+        services: &[Service],
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
+        let mut pending = services.to_vec();
         loop {
-            if let Some(child) = self.children.get_mut(&service)
-                && let Some(status) = child.try_wait()?
-            {
-                anyhow::bail!(
-                    "{service} exited ({status}) while starting; see {}",
-                    self.log_file(service).display()
-                );
+            for service in &pending {
+                if let Some(child) = self.children.get_mut(service)
+                    && let Some(status) = child.try_wait()?
+                {
+                    anyhow::bail!(
+                        "{service} exited ({status}) while starting; see {}",
+                        self.log_file(*service).display()
+                    );
+                }
             }
-            if let Ok(response) = self.http.get(&url).send().await
-                && response.status().is_success()
-            {
+            let answers = futures::future::join_all(pending.iter().map(|service| {
+                let request = self
+                    .http
+                    .get(format!("{}/health/ready", self.url(*service)));
+                async move {
+                    request
+                        .send()
+                        .await
+                        .is_ok_and(|response| response.status().is_success())
+                }
+            }))
+            .await;
+            let now = Instant::now();
+            let mut still = Vec::new();
+            for (service, ready) in pending.into_iter().zip(answers) {
+                if ready {
+                    if let Some(spawned) = self.spawned_at.get(&service) {
+                        self.ready_after.insert(service, now - *spawned);
+                    }
+                } else {
+                    still.push(service);
+                }
+            }
+            pending = still;
+            let Some(late) = pending.first() else {
                 return Ok(());
-            }
-            if Instant::now() >= deadline {
+            };
+            if now >= deadline {
                 anyhow::bail!(
-                    "{service} was not ready within {timeout:?}; see {}",
-                    self.log_file(service).display()
+                    "{late} was not ready within {timeout:?}; see {}",
+                    self.log_file(*late).display()
                 );
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(READY_POLL).await;
         }
     }
 

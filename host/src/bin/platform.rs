@@ -2,7 +2,7 @@
 //!
 //! - `platform run`: every service and the gateway as processes on the standard ports, against
 //!   the local infrastructure (`make run` starts it first), until Ctrl-C.
-//! - `platform bench`: the checkout load test (`make bench`).
+//! - `platform bench`: the checkout benchmark (`make bench`), with where the time goes.
 //! - `platform dead-letters list|show|replay|discard`: a running platform's dead letters,
 //!   through its gateway, as an administrator.
 //!
@@ -27,7 +27,8 @@ struct Cli {
 enum Command {
     /// Run every service and the gateway until Ctrl-C.
     Run,
-    /// Drive the checkout through the gateway and print throughput, latency and memory.
+    /// Measure where a checkout's time goes: throughput and latency through the gateway, the
+    /// inventory's ceiling, store round trips, CPU, saga steps, start-up, memory, a burst.
     Bench(platform_host::bench::BenchOptions),
     /// List, show, replay or discard dead letters through the gateway (as an administrator).
     DeadLetters(platform_host::dead_letters::DeadLetterOptions),
