@@ -538,10 +538,12 @@ impl Store {
         let now = bson::DateTime::now();
         self.reservations
             .find_one_and_update(
+                // A held reservation always has its expiry. (No `$or` here: the `_id` alone
+                // must pick the document, or the server may scan the collection.)
                 doc! {
                     "_id": order_id,
                     "status": ReservationState::Reserved.as_str(),
-                    "$or": [ { "expires_at": null }, { "expires_at": { "$gt": now } } ],
+                    "expires_at": { "$gt": now },
                 },
                 doc! { "$set": {
                     "status": ReservationState::Committed.as_str(),

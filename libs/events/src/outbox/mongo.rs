@@ -87,13 +87,13 @@ impl MongoOutbox {
     }
 }
 
+/// Not published yet, and not leased (or the lease lapsed). `$not: {$gte}` matches a null
+/// lease as well as a past one in a single condition: with an `$or`, a server may scan the
+/// whole collection, published events included, on every claim.
 fn pending_and_free(now: bson::DateTime) -> Document {
     doc! {
         "published_at": bson::Bson::Null,
-        "$or": [
-            { "lease_until": bson::Bson::Null },
-            { "lease_until": { "$lt": now } },
-        ],
+        "lease_until": { "$not": { "$gte": now } },
     }
 }
 
