@@ -528,33 +528,6 @@ impl Store {
         Ok(result.matched_count == 1)
     }
 
-    /// In `session`'s transaction: marks the order's reservation committed if it is held and
-    /// not yet due, and returns it as it was; `None` if it is anything else (or missing).
-    pub async fn commit_held_reservation(
-        &self,
-        session: &mut ClientSession,
-        order_id: &str,
-    ) -> mongodb::error::Result<Option<ReservationDoc>> {
-        let now = bson::DateTime::now();
-        self.reservations
-            .find_one_and_update(
-                // A held reservation always has its expiry. (No `$or` here: the `_id` alone
-                // must pick the document, or the server may scan the collection.)
-                doc! {
-                    "_id": order_id,
-                    "status": ReservationState::Reserved.as_str(),
-                    "expires_at": { "$gt": now },
-                },
-                doc! { "$set": {
-                    "status": ReservationState::Committed.as_str(),
-                    "committed_at": now,
-                } },
-            )
-            .return_document(ReturnDocument::Before)
-            .session(session)
-            .await
-    }
-
     /// The order ids of up to `limit` reservations still held past their expiry.
     pub async fn due_reservations(&self, limit: i64) -> mongodb::error::Result<Vec<String>> {
         let due: Vec<ReservationDoc> = self
