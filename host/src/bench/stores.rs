@@ -326,25 +326,13 @@ fn info_field(info: &str, name: &str) -> Option<f64> {
         .and_then(|value| value.trim().parse().ok())
 }
 
-/// What the stores did between two readings of their counters.
-#[derive(Clone, Debug)]
-pub struct StoreUse {
-    /// MongoDB operations by kind.
-    pub mongo_ops: BTreeMap<&'static str, f64>,
-    /// MongoDB round trips.
-    pub mongo_requests: Option<f64>,
-    /// MongoDB operations in the bench's database, and the server's time on them.
-    pub mongo_own: Option<(f64, Duration)>,
-    /// PostgreSQL statements in the bench's databases, or why they are unknown.
-    pub pg_statements: Result<f64, String>,
-    /// PostgreSQL transactions in the bench's databases.
-    pub pg_transactions: Option<f64>,
-    /// Redis commands.
-    pub redis_commands: Option<f64>,
-}
+/// What the stores did between two readings of their counters: the same counters, each the
+/// growth from the first reading to the second.
+pub type StoreUse = Counters;
 
 impl Counters {
     /// What happened since `before`.
+    #[must_use]
     pub fn since(&self, before: &Counters) -> StoreUse {
         StoreUse {
             mongo_ops: self
