@@ -33,6 +33,10 @@ use crate::downstream::{CallError, Inventory, Payments};
 use crate::orders::{SOURCE, order_lines};
 use crate::store::{self, ItemRow, OrderRow, Transition};
 
+/// A claim of due sagas, under way.
+type ClaimFuture<'a> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<Vec<OrderRow>>> + Send + 'a>>;
+
 /// Steps one claim takes at most before letting go of the order (a saga has at most five:
 /// reserve, charge, commit or the compensations, and the close).
 const MAX_STEPS_PER_CLAIM: usize = 8;
@@ -81,23 +85,36 @@ impl SagaWorker {
         let mut in_flight = FuturesUnordered::new();
         // Whether more sagas may be due than were claimed last time.
         let mut more = true;
+        // A claim under way, with the slots it asks for. It runs alongside the sagas in hand,
+        // never instead of them: a saga paused while holding a connection, with the claim
+        // waiting for one, would starve the pool.
+        let mut claiming: Option<(usize, ClaimFuture<'_>)> = None;
         loop {
-            if more && in_flight.len() < concurrency && !stop.is_cancelled() {
+            if claiming.is_none() && more && in_flight.len() < concurrency && !stop.is_cancelled() {
                 let free = concurrency - in_flight.len();
-                match self.claim(free).await {
-                    Ok(due) => {
-                        more = due.len() == free;
-                        in_flight.extend(due.into_iter().map(|order| self.drive(order, &stop)));
-                    }
-                    Err(error) => {
-                        tracing::warn!(error = format!("{error:#}"), "claiming sagas failed");
-                        more = false;
-                    }
-                }
-                continue;
+                claiming = Some((free, Box::pin(self.claim(free))));
+                more = false;
             }
+            let claimed = async {
+                match claiming.as_mut() {
+                    Some((free, claim)) => (*free, claim.await),
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = stop.cancelled() => break,
+                (free, result) = claimed => {
+                    claiming = None;
+                    match result {
+                        Ok(due) => {
+                            more = due.len() == free;
+                            in_flight.extend(due.into_iter().map(|order| self.drive(order, &stop)));
+                        }
+                        Err(error) => {
+                            tracing::warn!(error = format!("{error:#}"), "claiming sagas failed");
+                        }
+                    }
+                }
                 Some(result) = in_flight.next(), if !in_flight.is_empty() => {
                     if let Err(error) = result {
                         tracing::warn!(error = format!("{error:#}"), "a saga step failed");

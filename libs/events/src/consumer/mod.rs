@@ -322,6 +322,9 @@ impl<I: Inbox, H: EventHandler<I>> Consumer<I, H> {
         let mut last_purge: Option<tokio::time::Instant> = None;
         'pulling: while !stop.is_cancelled() {
             if last_purge.is_none_or(|at| at.elapsed() >= Duration::from_secs(3600)) {
+                // The messages in hand finish first: paused while holding a connection, with
+                // the purge waiting for one, they could starve the pool.
+                while in_flight.next().await.is_some() {}
                 last_purge = Some(tokio::time::Instant::now());
                 if let Err(error) = inner
                     .inbox
