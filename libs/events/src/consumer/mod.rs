@@ -340,12 +340,20 @@ impl<I: Inbox, H: EventHandler<I>> Consumer<I, H> {
             }
             // One pull request for as many messages as there are free slots. It ends when they
             // have all come or after PULL_WAIT; a slot freed meanwhile is filled by the next one.
-            let batch = consumer
+            let request = consumer
                 .batch()
                 .max_messages(concurrency - in_flight.len())
                 .expires(PULL_WAIT)
-                .messages()
-                .await;
+                .messages();
+            tokio::pin!(request);
+            // The messages in hand go on meanwhile (NATS may be slow to answer, or away).
+            let batch = loop {
+                tokio::select! {
+                    () = stop.cancelled() => break 'pulling,
+                    batch = &mut request => break batch,
+                    Some(()) = in_flight.next(), if !in_flight.is_empty() => {}
+                }
+            };
             let mut batch = match batch {
                 Ok(batch) => {
                     failures = 0;
