@@ -4,9 +4,10 @@
 //! Every change runs in one MongoDB transaction with the events it emits (through the
 //! outbox): the stock counters, the reservation and the events commit together or not at all.
 //! Stock moves with conditional updates (`available >= q`), never read-then-write, and the
-//! transaction makes a multi-item reservation all-or-nothing. Each operation reads the
-//! reservation first and does nothing when it is already where the call would take it, which
-//! makes repeats no-ops and retrying a whole transaction safe.
+//! transaction makes a multi-item reservation all-or-nothing. Commit and release read the
+//! reservation first and do nothing when it is already where the call would take it; reserve
+//! inserts it first, and a duplicate key means a repeat, answered with the stored one. Either
+//! way repeats are no-ops and retrying a whole transaction is safe.
 
 use std::future::Future;
 use std::sync::Arc;
