@@ -70,6 +70,10 @@ impl Application {
         table.check_upstreams(&urls)?;
 
         let upstreams = routed_upstreams(&config, &table, &urls)?;
+        for upstream in &upstreams {
+            // Ends by itself with the pool.
+            drop(upstream.pool().spawn_sweep());
+        }
 
         let verifier = JwksVerifier::new(
             JwksVerifierConfig::new(
@@ -199,6 +203,7 @@ fn routed_upstreams(
                 &route.upstream,
                 &urls[&route.upstream],
                 breaker,
+                config.proxy.pool_settings(),
             )?));
         }
     }

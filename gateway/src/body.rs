@@ -9,6 +9,8 @@ use bytes::Bytes;
 use http_body_util::Limited;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 
+use crate::pool::PooledBody;
+
 /// Errors of the bodies below.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -144,7 +146,7 @@ impl Body for SlotBody {
 #[derive(Debug)]
 pub enum EdgeBody {
     /// The upstream's body, streamed as it arrives.
-    Upstream(Incoming),
+    Upstream(PooledBody),
     /// An answer of the gateway (a problem, a document, a probe).
     Local(axum::body::Body),
 }

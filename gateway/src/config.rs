@@ -6,7 +6,7 @@
 //! | `GATEWAY__HTTP__REQUEST_TIMEOUT_SECS` | `10` | upstream timeout of routes without their own `timeout_ms` |
 //! | `GATEWAY__HTTP__BODY_LIMIT_BYTES` | `65536` | largest request body (413 above) |
 //! | `GATEWAY__SERVER__WORKERS` | one per core | single-threaded workers sharing the port |
-//! | `GATEWAY__SERVER__MAX_HEADER_BYTES` / `__MAX_HEADERS` | `16384` / `100` | largest request head (request line and header fields) and most header fields: 431 problem above |
+//! | `GATEWAY__SERVER__MAX_HEADER_BYTES` / `__MAX_HEADERS` | `16384` / `64` | largest request head (request line and header fields) and most header fields: 431 problem above (past 100 fields, hyper's own bare 431 unless the limit is 100 or more) |
 //! | `GATEWAY__UPSTREAMS__{NAME}` | `http://127.0.0.1:808x` | base URL of each upstream (user, order, payment, inventory, notification) |
 //! | `GATEWAY__ROUTES__FILE` | built-in table | a route table (TOML, or JSON if the name ends in `.json`) |
 //! | `GATEWAY__JWT__JWKS_URL` / `__ISSUER` / `__AUDIENCE` | the user service's | how access tokens are verified |
@@ -125,7 +125,7 @@ impl Default for ServerSettings {
         Self {
             workers: 0,
             max_header_bytes: 16 * 1024,
-            max_headers: 100,
+            max_headers: 64,
         }
     }
 }
@@ -276,6 +276,16 @@ pub struct ProxySettings {
     pub connect_timeout_ms: u64,
     /// Idle keep-alive connections are closed after this many seconds.
     pub pool_idle_timeout_secs: u64,
+}
+
+impl ProxySettings {
+    /// How the connections to each upstream are made and kept.
+    pub fn pool_settings(&self) -> crate::pool::PoolSettings {
+        crate::pool::PoolSettings {
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms.max(1)),
+            idle_timeout: Duration::from_secs(self.pool_idle_timeout_secs.max(1)),
+        }
+    }
 }
 
 impl Default for ProxySettings {

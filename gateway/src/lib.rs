@@ -34,6 +34,7 @@ pub mod config;
 pub mod metrics;
 pub mod openapi;
 pub mod pipeline;
+pub mod pool;
 pub mod proxy;
 pub mod rate_limit;
 pub mod readiness;

@@ -1,5 +1,5 @@
-//! Forwarding a request to its upstream and the answer back: a pooled keep-alive HTTP/1 client,
-//! bodies streamed both ways (never buffered), hop-by-hop headers dropped both ways,
+//! Forwarding a request to its upstream and the answer back: pooled keep-alive HTTP/1
+//! connections (each worker's own, see [`crate::pool`]), bodies streamed both ways (never buffered), hop-by-hop headers dropped both ways,
 //! `X-Forwarded-*` set, retries of idempotent requests that could not connect, a circuit
 //! breaker per upstream and a deadline per route.
 
@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::request::Parts;
-use axum::http::uri::{Authority, PathAndQuery, Scheme};
+use axum::http::uri::{PathAndQuery, Scheme};
 use axum::http::{Method, Request, Response, StatusCode, Uri};
 use axum::response::IntoResponse;
 use http_body_util::Limited;
@@ -23,6 +23,7 @@ use crate::body::{BodySlot, EdgeBody, UpstreamBody};
 use crate::breaker::Breaker;
 use crate::config::ProxySettings;
 use crate::metrics::RouteMetrics;
+use crate::pool::{ConnectError, Pool, PoolSettings, PooledBody, SendError};
 
 /// `x-user-id`: the authenticated user, for upstream logs (never taken from the client).
 pub const X_USER_ID: HeaderName = HeaderName::from_static("x-user-id");
@@ -50,15 +51,20 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 pub struct Upstream {
     name: String,
     base_url: String,
-    scheme: Scheme,
-    authority: Authority,
     host: HeaderValue,
     breaker: Breaker,
+    pool: Pool,
 }
 
 impl Upstream {
-    /// An upstream at `base_url` (`http://host:port`, nothing after the authority).
-    pub fn new(name: &str, base_url: &str, breaker: BreakerConfig) -> anyhow::Result<Self> {
+    /// An upstream at `base_url` (`http://host:port`, nothing after the authority), with an
+    /// empty pool of connections.
+    pub fn new(
+        name: &str,
+        base_url: &str,
+        breaker: BreakerConfig,
+        pool: PoolSettings,
+    ) -> anyhow::Result<Self> {
         let variable = format!("GATEWAY__UPSTREAMS__{}", name.to_ascii_uppercase());
         let uri: Uri = base_url
             .parse()
@@ -81,8 +87,7 @@ impl Upstream {
         Ok(Self {
             name: name.to_owned(),
             base_url: base_url.trim_end_matches('/').to_owned(),
-            scheme: Scheme::HTTP,
-            authority,
+            pool: Pool::new(authority, pool),
             host,
             breaker: Breaker::new(name, breaker),
         })
@@ -103,19 +108,18 @@ impl Upstream {
         self.breaker.state()
     }
 
-    fn uri(&self, path_and_query: PathAndQuery) -> Uri {
-        let mut parts = axum::http::uri::Parts::default();
-        parts.scheme = Some(self.scheme.clone());
-        parts.authority = Some(self.authority.clone());
-        parts.path_and_query = Some(path_and_query);
-        Uri::from_parts(parts).expect("scheme, authority and path make a valid URI")
+    /// This worker's connections to it.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
     }
 }
 
-/// The pooled HTTP client every upstream request goes through.
+/// A pooled HTTP client for the gateway's own calls to upstreams (readiness probes, OpenAPI
+/// documents); proxied requests go through each upstream's [`Pool`].
 pub type HttpClient = Client<HttpConnector, UpstreamBody>;
 
-/// Builds the client: HTTP/1.1 keep-alive, `TCP_NODELAY`, a connect timeout.
+/// Builds the client for the gateway's own calls: HTTP/1.1 keep-alive, `TCP_NODELAY`, a
+/// connect timeout.
 pub fn http_client(settings: &ProxySettings) -> HttpClient {
     let mut connector = HttpConnector::new();
     connector.set_nodelay(true);
@@ -182,17 +186,17 @@ enum ProxyError {
     /// The breaker is open.
     Open(Duration),
     /// No connection could be established.
-    Connect(hyper_util::client::legacy::Error),
+    Connect(ConnectError),
     /// The request body broke the limit while it was streamed.
     BodyTooLarge(usize),
     /// The client's body failed (the client went away mid-upload).
-    ClientBody(hyper_util::client::legacy::Error),
+    ClientBody(hyper::Error),
     /// The connection failed after the request was sent.
-    Upstream(hyper_util::client::legacy::Error),
+    Upstream(hyper::Error),
 }
 
 impl Proxy {
-    /// A proxy with its own pooled client.
+    /// A proxy with its own pooled client for the gateway's own calls.
     pub fn new(settings: &ProxySettings) -> Self {
         Self {
             client: http_client(settings),
@@ -201,7 +205,7 @@ impl Proxy {
         }
     }
 
-    /// The pooled client (shared with readiness probes and the OpenAPI fetcher).
+    /// The pooled client for readiness probes and the OpenAPI fetcher.
     pub fn client(&self) -> &HttpClient {
         &self.client
     }
@@ -221,7 +225,8 @@ impl Proxy {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let uri = upstream.uri(path_and_query);
+        // Origin form: the connection is the upstream's, `Host` names it.
+        let uri = Uri::from(path_and_query);
         let idempotent = is_idempotent(&parts.method);
         let body = if body.is_end_stream() {
             UpstreamBody::Empty
@@ -242,7 +247,7 @@ impl Proxy {
                 *request.method_mut() = parts.method.clone();
                 *request.uri_mut() = uri.clone();
                 *request.headers_mut() = upstream_headers(&parts.headers, forward);
-                match self.client.request(request).await {
+                match upstream.pool.send(request).await {
                     Ok(response) => {
                         if matches!(
                             response.status(),
@@ -256,7 +261,7 @@ impl Proxy {
                         }
                         return Ok(response);
                     }
-                    Err(error) if error.is_connect() => {
+                    Err(SendError::Connect(error)) => {
                         call.failure();
                         if idempotent && attempt < self.retries && source.can_retry() {
                             attempt += 1;
@@ -272,7 +277,7 @@ impl Proxy {
                         }
                         return Err(ProxyError::Connect(error));
                     }
-                    Err(error) => {
+                    Err(SendError::Exchange(error)) => {
                         if let Some(limit) = body_limit_error(&error, forward.cap_body) {
                             call.success();
                             return Err(ProxyError::BodyTooLarge(limit));
@@ -410,10 +415,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// The limit, if the request failed because the streamed body passed it.
-fn body_limit_error(
-    error: &hyper_util::client::legacy::Error,
-    limit: Option<usize>,
-) -> Option<usize> {
+fn body_limit_error(error: &hyper::Error, limit: Option<usize>) -> Option<usize> {
     let limit = limit?;
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(cause) = source {
@@ -426,15 +428,8 @@ fn body_limit_error(
 }
 
 /// Whether the request failed because the client's body did (not the upstream).
-fn is_client_body_error(error: &hyper_util::client::legacy::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
-    while let Some(cause) = source {
-        if let Some(hyper_error) = cause.downcast_ref::<hyper::Error>() {
-            return hyper_error.is_user();
-        }
-        source = cause.source();
-    }
-    false
+fn is_client_body_error(error: &hyper::Error) -> bool {
+    error.is_user()
 }
 
 /// GET, HEAD, OPTIONS, PUT, DELETE: repeating them has the effect of doing them once
@@ -521,7 +516,7 @@ fn connection_listed(headers: &HeaderMap) -> Option<Vec<HeaderName>> {
 }
 
 /// The upstream's response for the client: hop-by-hop headers dropped, the body streamed.
-fn into_client_response(response: Response<Incoming>) -> Response<EdgeBody> {
+fn into_client_response(response: Response<PooledBody>) -> Response<EdgeBody> {
     let mut response = response.map(EdgeBody::Upstream);
     let headers = response.headers_mut();
     if let Some(listed) = connection_listed(headers) {
@@ -578,10 +573,20 @@ impl BodySource {
 mod tests {
     use super::*;
 
+    const POOL: PoolSettings = PoolSettings {
+        connect_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(60),
+    };
+
     #[test]
     fn hop_by_hop_and_connection_listed_headers_are_not_forwarded() {
-        let upstream =
-            Upstream::new("order", "http://127.0.0.1:1", BreakerConfig::default()).unwrap();
+        let upstream = Upstream::new(
+            "order",
+            "http://127.0.0.1:1",
+            BreakerConfig::default(),
+            POOL,
+        )
+        .unwrap();
         let metrics = RouteMetrics::new("r", "order");
         let forward = Forward {
             upstream: &upstream,
@@ -646,14 +651,14 @@ mod tests {
     #[test]
     fn an_upstream_url_must_be_plain_http_without_a_path() {
         let config = BreakerConfig::default();
-        assert!(Upstream::new("user", "http://user:8081", config).is_ok());
-        assert!(Upstream::new("user", "http://user:8081/", config).is_ok());
-        let error = Upstream::new("user", "https://user", config).unwrap_err();
+        assert!(Upstream::new("user", "http://user:8081", config, POOL).is_ok());
+        assert!(Upstream::new("user", "http://user:8081/", config, POOL).is_ok());
+        let error = Upstream::new("user", "https://user", config, POOL).unwrap_err();
         assert!(
             error.to_string().contains("GATEWAY__UPSTREAMS__USER"),
             "{error}"
         );
-        assert!(Upstream::new("user", "http://user/api", config).is_err());
-        assert!(Upstream::new("user", "not a url", config).is_err());
+        assert!(Upstream::new("user", "http://user/api", config, POOL).is_err());
+        assert!(Upstream::new("user", "not a url", config, POOL).is_err());
     }
 }

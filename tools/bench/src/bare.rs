@@ -1,5 +1,6 @@
-//! A bare hyper reverse proxy (server connection + pooled legacy client, nothing else): the
-//! ceiling any Rust proxy on this stack can reach, for reference.
+//! A bare hyper reverse proxy (server connection + hyper-util's pooled legacy client,
+//! nothing else), for reference: what the common Rust building blocks do with no gateway
+//! logic at all.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
