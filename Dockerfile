@@ -72,9 +72,9 @@ LABEL org.opencontainers.image.source="${SOURCE}" \
 # Logs are JSON when stdout is not a terminal anyway; this keeps them JSON under `docker run -t`.
 ENV LOG_FORMAT=json
 # The allocator settings every process runs with (libs/http/src/memory.rs: large blocks, such
-# as a password hash's 12 MiB, are given back when freed). A binary started without them runs
-# itself again with them; set here, it need not.
-ENV MALLOC_MMAP_THRESHOLD_=131072 MALLOC_ARENA_MAX=2
+# as a password hash's 12 MiB, are given back when freed; the gateway's mimalloc takes no huge
+# pages). A binary started without them runs itself again with them; set here, it need not.
+ENV MALLOC_MMAP_THRESHOLD_=131072 MALLOC_ARENA_MAX=2 MIMALLOC_ALLOW_THP=0
 USER 65532:65532
 
 # ---------------------------------------------------------------------------------------------
