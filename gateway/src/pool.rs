@@ -2,11 +2,12 @@
 //! one exchange at a time, kept for the next request once an exchange has finished.
 //!
 //! A connection goes back to the pool when the response body it carried has been read to its
-//! end (see [`PooledBody`]); one whose body was abandoned half-way is closed, as hyper cannot
-//! reuse it. Idle connections are taken most recently used first, and closed after the idle
+//! end (see [`PooledBody`]) and it can take the next request (a request body still being sent
+//! after its answer ended keeps it out until then, so no other request waits behind it); one
+//! whose body was abandoned half-way is closed, as hyper cannot reuse it. Idle connections are taken most recently used first, and closed after the idle
 //! timeout (checked when one is taken, and by a sweep every half timeout). A worker is one
 //! thread, so the pool's lock is never contended: it costs an uncontended lock per request,
-//! where a shared client would cost a pool keyed by URI, a spawned task per returned
+//! where a shared client would cost a pool keyed by URI, a task spawned to return each
 //! connection and a lock shared by every worker.
 
 use std::pin::Pin;
@@ -37,7 +38,7 @@ pub struct PoolSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The TCP connection failed (refused, unreachable, name not resolved).
-    #[error("connecting to {authority} failed: {source}")]
+    #[error("connecting to {authority} failed")]
     Tcp {
         /// The upstream's host and port.
         authority: Authority,
@@ -53,7 +54,7 @@ pub enum ConnectError {
         timeout: Duration,
     },
     /// The HTTP/1 connection could not be set up.
-    #[error("setting up HTTP/1 to {authority} failed: {source}")]
+    #[error("setting up HTTP/1 to {authority} failed")]
     Handshake {
         /// The upstream's host and port.
         authority: Authority,
@@ -131,7 +132,7 @@ impl Pool {
         mut request: Request<UpstreamBody>,
     ) -> Result<Response<PooledBody>, SendError> {
         loop {
-            let (mut sender, reused) = match self.shared.take_idle().await {
+            let (mut sender, reused) = match self.shared.take_idle() {
                 Some(sender) => (sender, true),
                 None => (self.connect().await.map_err(SendError::Connect)?, false),
             };
@@ -202,16 +203,13 @@ impl Shared {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The most recently used idle connection that can take a request, if any.
-    async fn take_idle(&self) -> Option<SendRequest<UpstreamBody>> {
+    /// The most recently used idle connection that can take a request, if any. Only ready
+    /// connections are put in the pool (see [`Lease::give_back`]); one that is not any more
+    /// has been closed since.
+    fn take_idle(&self) -> Option<SendRequest<UpstreamBody>> {
         loop {
-            let Idle { mut sender, since } = self.lock().pop()?;
-            if sender.is_closed() || since.elapsed() >= self.settings.idle_timeout {
-                continue;
-            }
-            // Its last body has been read; the connection is ready as soon as its task has
-            // seen that, or closed if it could not be reused.
-            if sender.ready().await.is_ok() {
+            let Idle { sender, since } = self.lock().pop()?;
+            if sender.is_ready() && since.elapsed() < self.settings.idle_timeout {
                 return Some(sender);
             }
         }
@@ -241,9 +239,26 @@ struct Lease {
 }
 
 impl Lease {
+    /// Puts the connection in the pool once it can take the next request: at once when its
+    /// task has already seen the end of the exchange, else when it has. Until then (the
+    /// request body may still be on its way up, after the answer ended) it is nobody's, so
+    /// that no other request waits behind it.
     fn give_back(self) {
-        if let Some(pool) = self.pool.upgrade() {
-            pool.put(self.sender);
+        let Self { mut sender, pool } = self;
+        if sender.is_ready() {
+            if let Some(pool) = pool.upgrade() {
+                pool.put(sender);
+            }
+        } else if !sender.is_closed()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                if sender.ready().await.is_ok()
+                    && let Some(pool) = pool.upgrade()
+                {
+                    pool.put(sender);
+                }
+            });
         }
     }
 }
@@ -393,14 +408,15 @@ mod tests {
         }
     }
 
+    fn settings(idle_timeout: Duration) -> PoolSettings {
+        PoolSettings {
+            connect_timeout: Duration::from_secs(1),
+            idle_timeout,
+        }
+    }
+
     fn pool(upstream: &Upstream, idle_timeout: Duration) -> Pool {
-        Pool::new(
-            upstream.authority.clone(),
-            PoolSettings {
-                connect_timeout: Duration::from_secs(1),
-                idle_timeout,
-            },
-        )
+        Pool::new(upstream.authority.clone(), settings(idle_timeout))
     }
 
     fn get(path: &'static str) -> Request<UpstreamBody> {
@@ -522,14 +538,20 @@ mod tests {
             .port();
         let pool = Pool::new(
             format!("127.0.0.1:{port}").parse().unwrap(),
-            PoolSettings {
-                connect_timeout: Duration::from_secs(1),
-                idle_timeout: Duration::from_secs(60),
-            },
+            settings(Duration::from_secs(60)),
         );
         match pool.send(get("/small")).await {
-            Err(SendError::Connect(ConnectError::Tcp { source, .. })) => {
+            Err(SendError::Connect(error @ ConnectError::Tcp { .. })) => {
+                let ConnectError::Tcp { source, .. } = &error else {
+                    unreachable!()
+                };
                 assert_eq!(source.kind(), std::io::ErrorKind::ConnectionRefused);
+                // The cause is the error's source, not repeated in its message (the gateway's
+                // log line lists the chain).
+                assert_eq!(
+                    error.to_string(),
+                    format!("connecting to 127.0.0.1:{port} failed")
+                );
             }
             other => panic!("{other:?}"),
         }

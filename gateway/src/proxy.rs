@@ -573,10 +573,9 @@ impl BodySource {
 mod tests {
     use super::*;
 
-    const POOL: PoolSettings = PoolSettings {
-        connect_timeout: Duration::from_secs(1),
-        idle_timeout: Duration::from_secs(60),
-    };
+    fn pool() -> PoolSettings {
+        ProxySettings::default().pool_settings()
+    }
 
     #[test]
     fn hop_by_hop_and_connection_listed_headers_are_not_forwarded() {
@@ -584,7 +583,7 @@ mod tests {
             "order",
             "http://127.0.0.1:1",
             BreakerConfig::default(),
-            POOL,
+            pool(),
         )
         .unwrap();
         let metrics = RouteMetrics::new("r", "order");
@@ -651,14 +650,14 @@ mod tests {
     #[test]
     fn an_upstream_url_must_be_plain_http_without_a_path() {
         let config = BreakerConfig::default();
-        assert!(Upstream::new("user", "http://user:8081", config, POOL).is_ok());
-        assert!(Upstream::new("user", "http://user:8081/", config, POOL).is_ok());
-        let error = Upstream::new("user", "https://user", config, POOL).unwrap_err();
+        assert!(Upstream::new("user", "http://user:8081", config, pool()).is_ok());
+        assert!(Upstream::new("user", "http://user:8081/", config, pool()).is_ok());
+        let error = Upstream::new("user", "https://user", config, pool()).unwrap_err();
         assert!(
             error.to_string().contains("GATEWAY__UPSTREAMS__USER"),
             "{error}"
         );
-        assert!(Upstream::new("user", "http://user/api", config, POOL).is_err());
-        assert!(Upstream::new("user", "not a url", config, POOL).is_err());
+        assert!(Upstream::new("user", "http://user/api", config, pool()).is_err());
+        assert!(Upstream::new("user", "not a url", config, pool()).is_err());
     }
 }
