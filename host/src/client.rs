@@ -266,7 +266,8 @@ impl Client {
             .context("a malformed id")
     }
 
-    /// Polls the order until it is CONFIRMED or CANCELLED (or `timeout` passes).
+    /// Reads the order until it is CONFIRMED or CANCELLED (or `timeout` passes): each read
+    /// waits up to 5 s for the outcome (`?wait=5`), so it is known as soon as it is written.
     pub async fn finished(
         &self,
         customer: &Customer,
@@ -276,21 +277,29 @@ impl Client {
         let deadline = Instant::now() + timeout;
         loop {
             let response = self
-                .get(&format!("/api/v1/orders/{id}"), Some(&customer.token))
+                .get(
+                    &format!("/api/v1/orders/{id}?wait=5"),
+                    Some(&customer.token),
+                )
                 .await;
-            if let Ok(response) = response
-                && response.status() == StatusCode::OK
-            {
-                let order: Value = response.json().await?;
-                if matches!(order["status"].as_str(), Some("CONFIRMED" | "CANCELLED")) {
-                    return Ok(order);
+            let answered = match response {
+                Ok(response) if response.status() == StatusCode::OK => {
+                    let order: Value = response.json().await?;
+                    if matches!(order["status"].as_str(), Some("CONFIRMED" | "CANCELLED")) {
+                        return Ok(order);
+                    }
+                    true
                 }
-            }
+                _ => false,
+            };
             anyhow::ensure!(
                 Instant::now() < deadline,
                 "order {id} did not finish within {timeout:?}"
             );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            if !answered {
+                // Not an answer that waited (an error, a 429): do not hammer.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The checkout phase: each customer places an order through the gateway and polls it until it
-//! is CONFIRMED (or CANCELLED), again and again, for a bounded time.
+//! The checkout phase: each customer places an order through the gateway and reads it, waiting
+//! for the outcome (`?wait=`), until it is CONFIRMED (or CANCELLED), again and again, for a
+//! bounded time.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -126,7 +127,7 @@ pub async fn run(
     Ok(results)
 }
 
-/// One checkout: place, then poll until finished. Returns the final status and the time from
+/// One checkout: place, then wait until finished. Returns the final status and the time from
 /// placing to seeing it.
 async fn checkout(
     client: &Client,

@@ -130,8 +130,8 @@ pub fn saga_steps(steps: Option<&BTreeMap<Labels, Histogram>>, results: &Checkou
     );
     println!(
         "  the steps take {per_order_ms:.1} ms per confirmed order, of a mean {} ms from placed to \
-         CONFIRMED seen; the rest is the saga's queueing between steps, the client's 50 ms polls \
-         and HTTP through the gateway",
+         CONFIRMED seen; the rest is placing the order (pricing, the payment method), the saga's \
+         queueing between steps and HTTP through the gateway",
         or_not_measured(mean, 1)
     );
 }

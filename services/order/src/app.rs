@@ -11,6 +11,7 @@ use crate::downstream;
 use crate::http::{self, AppState};
 use crate::orders::Orders;
 use crate::saga::SagaWorker;
+use crate::settled::{self, Settlements};
 
 /// The service's schema.
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -47,7 +48,22 @@ pub async fn build_with_worker(settings: Settings) -> anyhow::Result<(Applicatio
         kit.background(move |stop| running.run(stop));
     }
     let worker = worker();
-    let orders = Orders::new(pool, namespace, inventory, payments, config.orders, wake);
+    // Requests waiting for their order to finish hear of it from PostgreSQL, whichever replica
+    // finished it.
+    let settlements = Settlements::default();
+    {
+        let (pool, settlements) = (pool.clone(), settlements.clone());
+        kit.background(move |stop| settled::listen(pool, settlements, stop));
+    }
+    let orders = Orders::new(
+        pool,
+        namespace,
+        inventory,
+        payments,
+        config.orders,
+        wake,
+        settlements,
+    );
     let verifier = kit.verifier()?;
     let app = kit
         .serve(http::router(AppState { orders, verifier }), http::openapi())

@@ -93,7 +93,7 @@ impl SagaSettings {
     }
 }
 
-/// What an order may hold.
+/// What an order may hold, and how a read waits for one to finish.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(default)]
 pub struct OrderLimits {
@@ -101,6 +101,10 @@ pub struct OrderLimits {
     pub max_items: usize,
     /// Units per line.
     pub max_quantity: u32,
+    /// How often a read waiting for its order to finish (`?wait=`) reads it again without
+    /// news of it, in milliseconds: the news comes from PostgreSQL's notifications, and this
+    /// covers one missed while the listener reconnects.
+    pub wait_recheck_ms: u64,
 }
 
 impl Default for OrderLimits {
@@ -108,6 +112,7 @@ impl Default for OrderLimits {
         Self {
             max_items: 50,
             max_quantity: 100,
+            wait_recheck_ms: 1000,
         }
     }
 }

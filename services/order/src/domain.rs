@@ -241,6 +241,7 @@ mod tests {
         let limits = OrderLimits {
             max_items: 2,
             max_quantity: 5,
+            ..OrderLimits::default()
         };
         assert_eq!(validate_items(&[], &limits).unwrap_err()[0].field, "items");
         let three = items(&[("A", 1), ("B", 1), ("C", 1)]);

@@ -1,5 +1,7 @@
 //! The public HTTP API (behind the gateway): place, read and cancel the caller's orders.
 
+use std::time::Duration;
+
 use axum::Router;
 use axum::extract::{FromRef, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -10,12 +12,13 @@ use platform_auth::{AuthenticatedUser, JwksVerifier};
 use platform_http::{ApiError, FieldError, Json, PageQuery, Path, Problem, Query, paginate};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
-use utoipa::{OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::config::OrderLimits;
 use crate::domain::{NewOrder, OrderStatus, validate_items};
 use crate::orders::{Order, Orders};
+use crate::settled::MAX_WAIT_SECS;
 
 /// What the handlers share.
 #[derive(Clone, FromRef)]
@@ -45,8 +48,8 @@ pub fn router(state: AppState) -> Router {
         title = "Order service",
         description = "Orders and their checkout: an order is placed as PENDING and moves, \
                        asynchronously, through stock reservation (STOCK_RESERVED) and payment \
-                       (PAID) to CONFIRMED, or ends CANCELLED with a reason. Poll the order to \
-                       follow it.",
+                       (PAID) to CONFIRMED, or ends CANCELLED with a reason. Read the order \
+                       with `?wait=5` to hear of the outcome as soon as it is written.",
         version = "1"
     ),
     paths(place_order, get_order, list_orders, cancel_order),
@@ -334,10 +337,10 @@ async fn place_order(
     path = "/api/v1/orders/{id}",
     tag = "orders",
     security(("bearer" = [])),
-    params(("id" = Uuid, Path, description = "Order id")),
+    params(("id" = Uuid, Path, description = "Order id"), WaitQuery),
     responses(
-        (status = 200, description = "The order", body = OrderResponse),
-        (status = 400, description = "Malformed id", body = Problem, content_type = "application/problem+json"),
+        (status = 200, description = "The order (with `wait`: once it is CONFIRMED or CANCELLED, or as it is when the wait is over)", body = OrderResponse),
+        (status = 400, description = "A malformed id or `wait`", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such order among the caller's", body = Problem, content_type = "application/problem+json")
     )
 )]
@@ -345,8 +348,36 @@ async fn get_order(
     State(orders): State<Orders>,
     user: AuthenticatedUser,
     Path(id): Path<Uuid>,
+    Query(query): Query<WaitQuery>,
 ) -> Result<Json<OrderResponse>, ApiError> {
-    Ok(Json(orders.get(user.user_id, id).await?.into()))
+    let wait = query.wait()?;
+    Ok(Json(
+        orders
+            .get_when_finished(user.user_id, id, wait)
+            .await?
+            .into(),
+    ))
+}
+
+/// `?wait=`: how long to hold the answer for the order to finish.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct WaitQuery {
+    /// Seconds, 0 to 5: answer once the order is CONFIRMED or CANCELLED, or when they have
+    /// passed, with the order as it then is (default 0: at once). Saves polling for the outcome.
+    pub wait: Option<u64>,
+}
+
+impl WaitQuery {
+    /// The wait asked for, checked: a 400 problem when out of range.
+    pub fn wait(&self) -> Result<Duration, ApiError> {
+        match self.wait.unwrap_or(0) {
+            secs @ 0..=MAX_WAIT_SECS => Ok(Duration::from_secs(secs)),
+            _ => Err(ApiError::BadRequest(format!(
+                "`wait` must be between 0 and {MAX_WAIT_SECS} seconds"
+            ))),
+        }
+    }
 }
 
 /// The caller's orders, newest first.

@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod orders;
 pub mod saga;
+pub mod settled;
 pub mod store;
 
 pub use app::{build, build_with_worker};

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use chrono::{SubsecRound as _, Utc};
@@ -11,6 +12,7 @@ use platform_events::{Envelope, Namespace};
 use platform_http::FieldError;
 use sqlx::PgPool;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tonic::Code;
 use uuid::Uuid;
 
@@ -20,6 +22,7 @@ use crate::downstream::{CallError, Inventory, Payments};
 pub use crate::error::OrderError;
 use crate::saga::decide::cancel_at_customer_request;
 use crate::saga::reason_code;
+use crate::settled::Settlements;
 use crate::store::{self, HistoryRow, ItemRow, OrderRow};
 
 /// The `source` of the events this service emits.
@@ -64,10 +67,12 @@ pub struct Orders {
     payments: Payments,
     limits: OrderLimits,
     wake: Arc<Notify>,
+    settlements: Settlements,
 }
 
 impl Orders {
-    /// The operations over `pool`; `wake` tells the saga worker there is work.
+    /// The operations over `pool`; `wake` tells the saga worker there is work, `settlements`
+    /// learns which orders have finished (see [`crate::settled`]).
     pub fn new(
         pool: PgPool,
         namespace: Namespace,
@@ -75,6 +80,7 @@ impl Orders {
         payments: Payments,
         limits: OrderLimits,
         wake: Arc<Notify>,
+        settlements: Settlements,
     ) -> Self {
         Self {
             pool,
@@ -83,6 +89,7 @@ impl Orders {
             payments,
             limits,
             wake,
+            settlements,
         }
     }
 
@@ -104,9 +111,18 @@ impl Orders {
         if let Some(existing) = store::find_by_key(user_id, idempotency_key, &self.pool).await? {
             return self.replay(existing, &request_hash).await;
         }
-        self.check_payment_method(user_id, new_order.payment_method_id)
-            .await?;
-        let (lines, currency, total) = self.price(&new_order.items).await?;
+        // Two independent calls, made at once; the fields both find wrong are all reported.
+        let (lines, currency, total) = match tokio::join!(
+            self.check_payment_method(user_id, new_order.payment_method_id),
+            self.price(&new_order.items),
+        ) {
+            (Ok(()), Ok(priced)) => priced,
+            (Err(OrderError::Invalid(mut fields)), Err(OrderError::Invalid(more))) => {
+                fields.extend(more);
+                return Err(OrderError::Invalid(fields));
+            }
+            (Err(error), _) | (_, Err(error)) => return Err(error),
+        };
         let now = Utc::now().trunc_subsecs(6);
         let order = OrderRow {
             id: Uuid::now_v7(),
@@ -303,6 +319,36 @@ impl Orders {
             .filter(|whole| whole.row.user_id == user_id)
             .ok_or(OrderError::NotFound)?;
         Ok(whole.into())
+    }
+
+    /// [`Orders::get`], held until the order is finished (CONFIRMED or CANCELLED) or `wait`
+    /// has passed, whichever comes first; at once when it already is finished or `wait` is zero.
+    /// The answer is the order as read last.
+    pub async fn get_when_finished(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        wait: Duration,
+    ) -> Result<Order, OrderError> {
+        if wait.is_zero() {
+            return self.get(user_id, id).await;
+        }
+        let deadline = Instant::now() + wait;
+        let recheck = Duration::from_millis(self.limits.wait_recheck_ms.max(10));
+        let watch = self.settlements.watch(id);
+        loop {
+            // Listening before reading: news arriving in between is kept, not lost.
+            let notified = watch.notify().notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let order = self.get(user_id, id).await?;
+            let now = Instant::now();
+            if order.row.status.is_terminal() || now >= deadline {
+                return Ok(order);
+            }
+            // News from the listener, or a fresh look anyway (it may have missed some).
+            let _ = tokio::time::timeout_at(deadline.min(now + recheck), notified).await;
+        }
     }
 
     /// A page of the user's orders, newest first.

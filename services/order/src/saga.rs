@@ -389,6 +389,7 @@ impl SagaWorker {
         }
         self.announce(&row, items.as_deref().unwrap_or_default(), &mut tx)
             .await?;
+        crate::settled::announce(order.id, &mut tx).await?;
         tx.commit().await?;
         tracing::info!(from = %from, to = %to, "order moved");
         record_outcome(order, to, &action);

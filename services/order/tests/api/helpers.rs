@@ -23,6 +23,8 @@ pub struct Options {
     pub payment_timeout_ms: u64,
     pub slow_card_delay_ms: u64,
     pub lease_secs: u64,
+    /// How often a read waiting for its order (`?wait=`) looks again without news.
+    pub wait_recheck_ms: u64,
 }
 
 impl Default for Options {
@@ -34,6 +36,7 @@ impl Default for Options {
             payment_timeout_ms: 2000,
             slow_card_delay_ms: 3000,
             lease_secs: 2,
+            wait_recheck_ms: 1000,
         }
     }
 }
@@ -112,6 +115,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     order.own.saga.retry_base_ms = 50;
     order.own.saga.lease_secs = options.lease_secs;
     order.own.saga.enabled = options.saga;
+    order.own.orders.wait_recheck_ms = options.wait_recheck_ms;
     let (order_app, worker) = order_service::build_with_worker(order.clone())
         .await
         .unwrap();
@@ -208,8 +212,13 @@ impl TestApp {
     }
 
     pub async fn get_order(&self, customer: &Identity, id: Uuid) -> Response {
+        self.get_order_with(customer, id, "").await
+    }
+
+    /// The order, read with `query` (e.g. `?wait=5`).
+    pub async fn get_order_with(&self, customer: &Identity, id: Uuid, query: &str) -> Response {
         self.http
-            .get(format!("{}/api/v1/orders/{id}", self.orders_url))
+            .get(format!("{}/api/v1/orders/{id}{query}", self.orders_url))
             .bearer_auth(&customer.token)
             .send()
             .await
@@ -219,7 +228,12 @@ impl TestApp {
     /// Waits until the order is CONFIRMED or CANCELLED; returns it.
     pub async fn finished(&self, customer: &Identity, id: Uuid) -> Value {
         eventually(Duration::from_secs(30), "the order to finish", || async {
-            let order: Value = self.get_order(customer, id).await.json().await.ok()?;
+            let order: Value = self
+                .get_order_with(customer, id, "?wait=5")
+                .await
+                .json()
+                .await
+                .ok()?;
             matches!(order["status"].as_str(), Some("CONFIRMED" | "CANCELLED")).then_some(order)
         })
         .await

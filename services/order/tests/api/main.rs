@@ -6,3 +6,4 @@ mod helpers;
 mod invariants;
 mod orders;
 mod recovery;
+mod waiting;

@@ -158,6 +158,24 @@ async fn invalid_lines_unknown_products_and_foreign_cards_are_422() {
     )
     .await;
     assert_eq!(foreign["errors"][0]["field"], "payment_method_id");
+    // The card and the lines are checked at once, and both are reported.
+    let both = problem(
+        shop.place(
+            &ada,
+            &key(),
+            &order_body(&[("NO-SUCH-SKU", 1)], graces_card),
+        )
+        .await,
+        422,
+    )
+    .await;
+    let fields: Vec<&str> = both["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| error["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["payment_method_id", "items[0].sku"], "{both}");
     let negative = problem(
         shop.place(&ada, &key(), &order_body(&[(&sku, -2)], card))
             .await,
