@@ -23,10 +23,10 @@ FROM ${RUST_IMAGE} AS toolchain
 # copies anything but a binary from here.
 COPY docker/extra-ca/ /usr/local/share/ca-certificates/
 RUN update-ca-certificates
-# Release as Cargo.toml defines it, but stripped: the line tables it asks for would be
-# stripped anyway, so they are not generated either.
-ENV CARGO_PROFILE_RELEASE_STRIP=symbols \
-    CARGO_PROFILE_RELEASE_DEBUG=false \
+# The `dist` profile of Cargo.toml (the whole program optimised at once, for size), but
+# stripped: the line tables it asks for would be stripped anyway, so they are not generated.
+ENV CARGO_PROFILE_DIST_STRIP=symbols \
+    CARGO_PROFILE_DIST_DEBUG=false \
     CARGO_TERM_COLOR=never \
     CARGO_NET_RETRY=5
 WORKDIR /platform
@@ -42,7 +42,7 @@ RUN sh /src/docker/skeleton.sh make /src /skeleton /sources
 # Every third-party dependency (and proto/'s generated code), compiled once per Cargo.lock.
 FROM toolchain AS dependencies
 COPY --from=skeleton /skeleton/ ./
-RUN cargo build --release --locked \
+RUN cargo build --profile dist --locked \
         -p user-service -p order-service -p payment-service \
         -p inventory-service -p notification-service -p gateway
 
@@ -51,13 +51,13 @@ RUN cargo build --release --locked \
 FROM dependencies AS build
 COPY --from=skeleton /sources/ ./
 RUN sh docker/skeleton.sh touch . \
-    && cargo build --release --locked --offline \
+    && cargo build --profile dist --locked --offline \
         -p user-service -p order-service -p payment-service \
         -p inventory-service -p notification-service -p gateway \
     && mkdir /out \
-    && cp target/release/user-service target/release/order-service \
-        target/release/payment-service target/release/inventory-service \
-        target/release/notification-service target/release/gateway /out/
+    && cp target/dist/user-service target/dist/order-service \
+        target/dist/payment-service target/dist/inventory-service \
+        target/dist/notification-service target/dist/gateway /out/
 
 # ---------------------------------------------------------------------------------------------
 # What every image shares: glibc, CA certificates, a non-root user; no shell, no compiler.

@@ -31,13 +31,13 @@ run: infra-up ## Run the whole platform (gateway on :8080) against the local inf
 
 bench: infra-up ## Checkout orders/s against the inventory ceiling, and where the time goes: stores, CPU, saga steps, memory, start-up, a burst (BENCH_ARGS="--concurrency 8 --duration 20").
 	eval "$$($(INFRA) env)"
-	cargo build --release --bins
-	"$${CARGO_TARGET_DIR:-target}/release/platform" bench $(BENCH_ARGS)
+	cargo build --profile dist --bins
+	target/dist/platform bench $(BENCH_ARGS)
 
 bench-gateway: infra-up ## Requests/s and latency: upstream direct vs nginx vs the gateway with JWT + rate limiting (installs nginx if missing).
 	eval "$$($(INFRA) env)"
-	cargo build --release -p gateway -p bench
-	target/release/bench gateway $(BENCH_GATEWAY_ARGS)
+	cargo build --profile dist -p gateway -p bench
+	target/dist/bench gateway $(BENCH_GATEWAY_ARGS)
 
 test: test-native test-compose template-check ## Every test: the workspace against local infrastructure, the compose stack in containers, then a generated platform with a new service.
 

@@ -111,8 +111,8 @@ fn dockerfile(text: &str, service: &NewService) -> anyhow::Result<String> {
     let text = add_to_word_list(&text, &package, &format!("-p {binary}"), true)?;
     add_to_word_list(
         &text,
-        &format!("target/release/{GATEWAY} /out/"),
-        &format!("target/release/{binary}"),
+        &format!("target/dist/{GATEWAY} /out/"),
+        &format!("target/dist/{binary}"),
         false,
     )
 }
@@ -1297,12 +1297,12 @@ mod tests {
         // In both build lists (a long list wraps before `-p gateway`).
         assert_eq!(dockerfile.matches("-p courier-service").count(), 2);
         // Copied to /out with the others, last before the gateway.
-        let copy = dockerfile.find("target/release/courier-service").unwrap();
-        let gateway = dockerfile.find("target/release/gateway /out/").unwrap();
+        let copy = dockerfile.find("target/dist/courier-service").unwrap();
+        let gateway = dockerfile.find("target/dist/gateway /out/").unwrap();
         assert!(
             copy < gateway
                 && dockerfile[copy..gateway]
-                    .trim_start_matches("target/release/courier-service")
+                    .trim_start_matches("target/dist/courier-service")
                     .chars()
                     .all(|c| c == ' ' || c == '\\' || c == '\n')
         );

@@ -192,6 +192,7 @@ pub fn rename_text(path: &str, text: &str, names: &Names) -> String {
         ("org.{P}.", format!("org.{snake}.")),
         ("target/debug/{P}", format!("target/debug/{prefix}")),
         ("target/release/{P}", format!("target/release/{prefix}")),
+        ("target/dist/{P}", format!("target/dist/{prefix}")),
         ("CARGO_BIN_EXE_{P}", format!("CARGO_BIN_EXE_{prefix}")),
         ("`{P} run", format!("`{prefix} run")),
         ("`{P} bench", format!("`{prefix} bench")),
