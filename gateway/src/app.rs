@@ -38,10 +38,53 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Application {
     listener: TcpListener,
     edge: Arc<Edge>,
-    auth: Authenticator,
-    docs: Arc<ApiDocs>,
+    shared: Shared,
+    /// Whether this worker keeps `shared` fresh (the first worker does, for all).
+    refreshes: bool,
     jwks_refresh: Duration,
     openapi_refresh: Duration,
+}
+
+/// What the workers of one process share: what they fetch from elsewhere and is the same for
+/// all, kept fresh by the first worker. The signing keys (each worker still remembers the
+/// tokens it verified, in a cache of its own thread) and the merged API documents; nothing on
+/// the request path is locked across workers.
+#[derive(Clone, Debug)]
+pub struct Shared {
+    auth: Authenticator,
+    docs: Arc<ApiDocs>,
+}
+
+impl Shared {
+    /// The verifier (keys fetched in the background and on first use) and the upstreams'
+    /// documents, fetched now (tolerating any upstream that is down).
+    async fn fetch(
+        config: &Config,
+        upstreams: &[Arc<Upstream>],
+        table: &RouteTable,
+        proxy: &Proxy,
+    ) -> anyhow::Result<Self> {
+        let verifier = JwksVerifier::new(
+            JwksVerifierConfig::new(
+                config.jwt.jwks_url.clone(),
+                config.jwt.issuer.clone(),
+                config.jwt.audience.clone(),
+            )
+            .with_min_refresh_interval(millis(config.auth.min_refresh_interval_ms)),
+        )
+        .context("setting up the JWKS verifier")?;
+        let docs = Arc::new(ApiDocs::new(
+            upstreams.to_vec(),
+            table.clone(),
+            proxy.client().clone(),
+            Duration::from_secs(5),
+        ));
+        docs.refresh().await;
+        Ok(Self {
+            auth: Authenticator::new(verifier, config.auth.token_cache_size),
+            docs,
+        })
+    }
 }
 
 impl Application {
@@ -51,16 +94,19 @@ impl Application {
     /// Nothing here needs Redis or the user service to be up: the limiter connects lazily and
     /// fails open, and keys are fetched in the background (and on first use).
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        Self::build_worker(config, false, &Workers::new(1)).await
+        Self::build_worker(config, false, &Workers::new(1), None).await
     }
 
     /// [`Application::build`], for one of several workers sharing the port: the listener is
     /// bound with `SO_REUSEPORT`, so that the kernel spreads connections over the workers.
     /// Its readiness speaks for all of `workers`, which it joins.
+    /// The first worker builds what the workers share (`shared` is `None`); the others are
+    /// given it ([`Application::shared`]).
     pub async fn build_worker(
         config: Config,
         share_port: bool,
         workers: &Arc<Workers>,
+        shared: Option<Shared>,
     ) -> anyhow::Result<Self> {
         let table = match &config.routes.file {
             Some(path) => RouteTable::from_file(path)?,
@@ -75,16 +121,6 @@ impl Application {
             drop(upstream.pool().spawn_sweep());
         }
 
-        let verifier = JwksVerifier::new(
-            JwksVerifierConfig::new(
-                config.jwt.jwks_url.clone(),
-                config.jwt.issuer.clone(),
-                config.jwt.audience.clone(),
-            )
-            .with_min_refresh_interval(millis(config.auth.min_refresh_interval_ms)),
-        )
-        .context("setting up the JWKS verifier")?;
-        let auth = Authenticator::new(verifier, config.auth.token_cache_size);
         let limiter = RateLimiter::new(config.redis.url.expose(), &config.rate_limit)?;
         let proxy = Proxy::new(&config.proxy);
 
@@ -94,13 +130,12 @@ impl Application {
             config.http.request_timeout(),
             config.http.body_limit_bytes,
         )?;
-        let docs = Arc::new(ApiDocs::new(
-            upstreams.clone(),
-            table.clone(),
-            proxy.client().clone(),
-            Duration::from_secs(5),
-        ));
-        docs.refresh().await;
+        let refreshes = shared.is_none();
+        let shared = match shared {
+            Some(shared) => shared,
+            None => Shared::fetch(&config, &upstreams, &table, &proxy).await?,
+        };
+        let (auth, docs) = (&shared.auth, &shared.docs);
         let me = workers.join(auth.verifier().clone(), docs.clone());
         let health = upstream_health(
             workers,
@@ -154,11 +189,16 @@ impl Application {
         Ok(Self {
             listener,
             edge,
-            auth,
-            docs,
+            shared,
+            refreshes,
             jwks_refresh: Duration::from_secs(config.auth.jwks_refresh_secs.max(1)),
             openapi_refresh: Duration::from_secs(config.openapi.refresh_secs.max(1)),
         })
+    }
+
+    /// What this worker shares with the others of its process.
+    pub fn shared(&self) -> Shared {
+        self.shared.clone()
     }
 
     /// Where the gateway listens.
@@ -174,8 +214,11 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let mut tasks = self.auth.spawn_refresh(self.jwks_refresh);
-        tasks.push(self.docs.spawn_refresh(self.openapi_refresh));
+        let mut tasks = Vec::new();
+        if self.refreshes {
+            tasks = self.shared.auth.spawn_refresh(self.jwks_refresh);
+            tasks.push(self.shared.docs.spawn_refresh(self.openapi_refresh));
+        }
         tracing::info!(service = SERVICE_NAME, address = %self.http_addr(), "started");
         crate::server::serve(self.listener, self.edge, shutdown, DRAIN_TIMEOUT).await;
         for task in tasks {
@@ -232,9 +275,11 @@ async fn bind_shared(host: &str, port: u16) -> anyhow::Result<TcpListener> {
 
 /// Runs `workers` gateways in this process, each on a single-threaded runtime of its own
 /// thread with its own listener on the shared port (`SO_REUSEPORT`: the kernel spreads
-/// connections), upstream connection pool and Redis connection: nothing is shared on the
-/// request path, as nginx's worker processes share nothing. The first worker runs on the
-/// calling runtime. All stop when `shutdown` resolves.
+/// connections), upstream connection pool, Redis connection and cache of verified tokens:
+/// nothing on the request path is locked across workers, as nginx's worker processes share
+/// nothing. What they fetch from elsewhere ([`Shared`]: the signing keys, the API documents)
+/// is fetched once, by the first worker, which runs on the calling runtime. All stop when
+/// `shutdown` resolves.
 ///
 /// Each worker has its own circuit breakers, so an upstream that fails is cut off by each
 /// worker after `GATEWAY__BREAKER__FAILURE_THRESHOLD` failures of its own.
@@ -245,7 +290,7 @@ pub async fn run_workers(
 ) -> anyhow::Result<()> {
     let workers = workers.max(1);
     let board = Workers::new(workers);
-    let first = Application::build_worker(config.clone(), workers > 1, &board).await?;
+    let first = Application::build_worker(config.clone(), workers > 1, &board, None).await?;
     let port = first.http_addr().port();
     tracing::info!(address = %first.http_addr(), workers, "listening");
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -255,6 +300,7 @@ pub async fn run_workers(
         config.http.port = Some(port);
         let mut stopped = stopped.clone();
         let board = board.clone();
+        let shared = first.shared();
         let thread = std::thread::Builder::new()
             .name(format!("gateway-worker-{index}"))
             .spawn(move || {
@@ -262,7 +308,8 @@ pub async fn run_workers(
                     .enable_all()
                     .build()?;
                 runtime.block_on(async move {
-                    let worker = Application::build_worker(config, true, &board).await?;
+                    let worker =
+                        Application::build_worker(config, true, &board, Some(shared)).await?;
                     worker
                         .run_until_stopped(async move {
                             let _ = stopped.wait_for(|stop| *stop).await;

@@ -331,6 +331,7 @@ async fn readiness_waits_for_every_upstreams_document_in_every_worker() {
         .await,
         false,
         &workers,
+        None,
     )
     .await
     .unwrap();

@@ -49,6 +49,8 @@ pub struct StandInState {
     pub unready: AtomicBool,
     /// `/openapi.json` answers 503 while set.
     pub undocumented: AtomicBool,
+    /// `/openapi.json` documents served.
+    pub documents_served: AtomicUsize,
     /// Paths its `/openapi.json` documents (GET operations).
     pub documented: Vec<String>,
     /// `*/gate` stops after its first chunk until this is notified.
@@ -145,6 +147,7 @@ async fn openapi(State(state): State<Arc<StandInState>>) -> Response {
     if state.undocumented.load(Ordering::SeqCst) {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
+    state.documents_served.fetch_add(1, Ordering::SeqCst);
     let paths: serde_json::Map<String, Value> = state
         .documented
         .iter()

@@ -1,6 +1,7 @@
 //! Several single-threaded workers in one process, sharing the port.
 
 use std::collections::HashSet;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use platform_testkit::eventually;
@@ -9,7 +10,8 @@ use platform_testkit::service::http_client;
 use crate::helpers::{ECHO_ROUTES, StandIn, config};
 
 #[tokio::test]
-async fn several_workers_share_the_port_each_with_its_own_pool_and_stop_together() {
+async fn several_workers_share_the_port_each_with_its_own_pool_fetch_documents_once_and_stop_together()
+ {
     platform_telemetry::init_for_tests();
     platform_http::install_crypto_provider();
     let upstream = StandIn::start("echo").await;
@@ -46,6 +48,12 @@ async fn several_workers_share_the_port_each_with_its_own_pool_and_stop_together
     }
     let upstream_connections: HashSet<_> = upstream.seen().iter().map(|seen| seen.from).collect();
     assert_eq!(upstream_connections.len(), 2, "{upstream_connections:?}");
+    // What the workers fetch from elsewhere, the first fetches for all: once, not per worker.
+    assert_eq!(
+        upstream.state.documents_served.load(Ordering::SeqCst),
+        1,
+        "the upstream's API document is fetched once for both workers"
+    );
 
     stop.send(()).unwrap();
     tokio::time::timeout(Duration::from_secs(30), workers)
