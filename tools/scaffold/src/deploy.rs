@@ -119,7 +119,8 @@ fn dockerfile(text: &str, service: &NewService) -> anyhow::Result<String> {
 
 /// `text` with `item` added before every occurrence of `before` (an item of a space-separated
 /// list), on the same line while it stays within the Dockerfile's width, else on a continued
-/// line (or the first occurrence only, unless `everywhere`).
+/// line: the item ends its line when it fits there, or starts the next one (the first
+/// occurrence only, unless `everywhere`).
 fn add_to_word_list(
     text: &str,
     before: &str,
@@ -136,13 +137,20 @@ fn add_to_word_list(
         let line_start = rest[..at].rfind('\n').map_or(0, |n| n + 1);
         let line_end = rest[at..].find('\n').map_or(rest.len(), |n| at + n);
         let line = &rest[line_start..line_end];
-        out.push_str(&rest[..at]);
-        out.push_str(item);
+        let wrap = format!(" \\\n{}", " ".repeat(indentation(line)));
         if line.len() + item.len() < DOCKERFILE_WIDTH {
+            out.push_str(&rest[..at]);
+            out.push_str(item);
             out.push(' ');
+        } else if at - line_start + item.len() + 2 <= DOCKERFILE_WIDTH {
+            out.push_str(&rest[..at]);
+            out.push_str(item);
+            out.push_str(&wrap);
         } else {
-            out.push_str(" \\\n");
-            out.push_str(&" ".repeat(indentation(line)));
+            out.push_str(rest[..at].trim_end_matches(' '));
+            out.push_str(&wrap);
+            out.push_str(item);
+            out.push(' ');
         }
         out.push_str(before);
         rest = &rest[at + before.len()..];
@@ -1547,6 +1555,54 @@ mod tests {
         let wiring = edits.pending(WIRING).unwrap();
         assert!(wiring.contains("let s = settings::<tracking_service::Config>(prefix, env)?;"));
         assert!(wiring.contains("loaded.connects.push(s.own.mongo.url.expose().to_owned());"));
+    }
+
+    #[test]
+    fn a_list_item_that_does_not_fit_its_line_ends_it_or_starts_the_next() {
+        let copy = |list: &str| format!("RUN cp \\\n        {list} target/dist/gateway /out/\n");
+        let short = "target/dist/a-service";
+        let fits = add_to_word_list(
+            &copy(short),
+            "target/dist/gateway /out/",
+            "target/dist/b-service",
+            false,
+        )
+        .unwrap();
+        assert_eq!(fits, copy("target/dist/a-service target/dist/b-service"));
+
+        // Room for the item, not for what follows it: the item ends the line.
+        let long = "target/dist/notification-service target/dist/shipping-service";
+        let ends = add_to_word_list(
+            &copy("target/dist/notification-service"),
+            "target/dist/gateway /out/",
+            "target/dist/shipping-service-long",
+            false,
+        )
+        .unwrap();
+        assert!(
+            ends.contains(
+                "target/dist/shipping-service-long \\\n        target/dist/gateway /out/"
+            ),
+            "{ends}"
+        );
+        // No room for the item either: it starts the next line.
+        let starts = add_to_word_list(
+            &copy(long),
+            "target/dist/gateway /out/",
+            "target/dist/courier-service",
+            false,
+        )
+        .unwrap();
+        assert!(
+            starts.contains("target/dist/shipping-service \\\n        target/dist/courier-service target/dist/gateway /out/"),
+            "{starts}"
+        );
+        for text in [fits, ends, starts] {
+            assert!(
+                text.lines().all(|line| line.len() <= DOCKERFILE_WIDTH),
+                "{text}"
+            );
+        }
     }
 
     #[test]
