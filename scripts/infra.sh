@@ -12,6 +12,8 @@
 #   scripts/infra.sh reset           down + delete the data (the venv is kept)
 #   scripts/infra.sh start|stop NAME one server: postgres|redis|nats|mongo|mail
 #   scripts/infra.sh venv            only the Python tools (kubernetes-validate, ...)
+#   scripts/infra.sh promtool        print the path of promtool (Prometheus's rule and config
+#                                    checker), unpacking Debian's package under .local/ if needed
 #
 # Everything lives under <repo>/.local/. Only `env`, `status` and the final env
 # of `up` write to stdout; all progress goes to stderr.
@@ -68,6 +70,29 @@ apt_install() {
   fi
   "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y -qq --no-install-recommends "$@" >&2
+}
+
+# promtool, from Debian's prometheus package: unpacked under .local/ rather than
+# installed, since installing the package starts a Prometheus server. One on PATH wins.
+PROMTOOL_DIR=$LOCAL/prometheus
+promtool_path() {
+  local bin=$PROMTOOL_DIR/usr/bin/promtool
+  if command -v promtool >/dev/null; then command -v promtool; return; fi
+  if [[ ! -x $bin ]]; then
+    local sudo=() work
+    if [[ $EUID -ne 0 ]] && command -v sudo >/dev/null; then sudo=(sudo); fi
+    work=$(mktemp -d)
+    log "fetching Debian's prometheus package for promtool"
+    if ! (cd "$work" && apt-get download -qq prometheus >&2 2>/dev/null); then
+      "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+      (cd "$work" && apt-get download -qq prometheus >&2) || die "cannot download Debian's prometheus package"
+    fi
+    mkdir -p "$PROMTOOL_DIR"
+    dpkg-deb -x "$work"/prometheus_*.deb "$PROMTOOL_DIR"
+    rm -rf "$work"
+    [[ -x $bin ]] || die "promtool missing from Debian's prometheus package"
+  fi
+  echo "$bin"
 }
 
 # Start a long-running program in its own session (so it survives the caller's
@@ -500,7 +525,7 @@ cmd_reset() {
 }
 
 usage() {
-  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit "${1:-2}"
 }
 
@@ -513,6 +538,7 @@ case ${1:-} in
   start) check_name "${2:-}"; "${2}_install"; "${2}_start" ;;
   stop) check_name "${2:-}"; "${2}_stop" ;;
   venv) ensure_venv ;;
+  promtool) promtool_path ;;
   -h | --help | help) usage 0 ;;
   *) usage ;;
 esac
