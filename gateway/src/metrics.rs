@@ -91,13 +91,30 @@ pub enum RateDecision {
 }
 
 /// Counters of rate-limit decisions.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RateMetrics {
     decisions: [[OnceLock<Counter>; 3]; 3],
-    failures: OnceLock<Counter>,
+    failures: Counter,
+}
+
+impl Default for RateMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl RateMetrics {
+    /// The counters, with [`RATE_LIMIT_FAILURES`] exported at zero from the start (an alert
+    /// or a rate needs a series before the first failure).
+    pub fn new() -> Self {
+        let failures = metrics::counter!(RATE_LIMIT_FAILURES);
+        failures.increment(0);
+        Self {
+            decisions: Default::default(),
+            failures,
+        }
+    }
+
     /// Counts a decision.
     pub fn decision(&self, class: RateClass, decision: RateDecision) {
         let (row, class_label) = match class {
@@ -123,8 +140,6 @@ impl RateMetrics {
 
     /// Counts a request let through because Redis failed.
     pub fn failure(&self) {
-        self.failures
-            .get_or_init(|| metrics::counter!(RATE_LIMIT_FAILURES))
-            .increment(1);
+        self.failures.increment(1);
     }
 }

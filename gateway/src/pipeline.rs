@@ -103,6 +103,10 @@ impl Pipeline {
         peer: &Peer,
         request_id: &str,
     ) -> Response<EdgeBody> {
+        let found = self
+            .table
+            .find(request.method(), request.uri().path())
+            .map(|(index, _)| index);
         let span = tracing::info_span!(
             "http.request",
             otel.name = %request.method(),
@@ -116,21 +120,36 @@ impl Pipeline {
             http.response.status_code = Empty,
         );
         if span.is_disabled() {
-            return self.route(request, peer).await;
+            return self.route(request, peer, found).await;
+        }
+        // Named before the parent is set: a span's name cannot change once its context exists.
+        if let Some(index) = found {
+            let path = self.routes[index].route.path.as_str();
+            span.record("http.route", path);
+            span.record("otel.name", format!("{} {path}", request.method()));
         }
         platform_telemetry::propagation::set_parent(
             &span,
             platform_telemetry::propagation::extract_http_headers(request.headers()),
         );
         let started = Instant::now();
-        let mut response = self.route(request, peer).instrument(span.clone()).await;
+        let mut response = self
+            .route(request, peer, found)
+            .instrument(span.clone())
+            .await;
         platform_http::record_response(&span, started, &mut response);
         response
     }
 
-    async fn route(&self, request: Request<Incoming>, peer: &Peer) -> Response<EdgeBody> {
+    /// Serves a request on the route `found` for it (the index in `routes`), or answers 404.
+    async fn route(
+        &self,
+        request: Request<Incoming>,
+        peer: &Peer,
+        found: Option<usize>,
+    ) -> Response<EdgeBody> {
         let (parts, body) = request.into_parts();
-        let Some((index, _)) = self.table.find(&parts.method, parts.uri.path()) else {
+        let Some(index) = found else {
             let response = ApiError::NotFound(format!(
                 "no route matches {} {}",
                 parts.method,
@@ -141,14 +160,6 @@ impl Pipeline {
             return response.map(EdgeBody::Local);
         };
         let route = &self.routes[index];
-        let span = tracing::Span::current();
-        if !span.is_disabled() {
-            span.record("http.route", route.route.path.as_str());
-            span.record(
-                "otel.name",
-                format!("{} {}", parts.method, route.route.path),
-            );
-        }
         let response = self.serve(route, &parts, body, peer).await;
         route.metrics.count(response.status());
         response

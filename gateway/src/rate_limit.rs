@@ -231,7 +231,7 @@ impl RateLimiter {
                     cool_down: Duration::from_secs(1),
                 },
             ),
-            metrics: RateMetrics::default(),
+            metrics: RateMetrics::new(),
             windows: Mutex::new(Windows::new()),
             started: Instant::now(),
             quiet_until_ms: AtomicU64::new(0),

@@ -13,7 +13,8 @@
 //! The faults tests (a store or the broker restarted, a partition, a slow provider) break
 //! servers of their own platform, so they need one: against a deployment, leave them out with
 //! `-E 'not test(/^faults::/)'`. `dead_letters.rs` always starts a platform of its own (it
-//! routes the mail through a proxy it cuts), with or without `E2E_GATEWAY_URL`.
+//! routes the mail through a proxy it cuts), with or without `E2E_GATEWAY_URL`,
+//! and so does `observability.rs` (its processes export traces to a collector in the test).
 
 mod chaos;
 mod dead_letters;
@@ -21,3 +22,4 @@ mod faults;
 mod helpers;
 mod hostile;
 mod journeys;
+mod observability;

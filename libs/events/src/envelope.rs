@@ -47,10 +47,23 @@ pub struct Envelope<T = serde_json::Value> {
 pub type RawEnvelope = Envelope<serde_json::Value>;
 
 impl<T: Event> Envelope<T> {
-    /// A new event about `subject`, emitted now by `source`, in the current trace.
+    /// A new event about `subject`, emitted now by `source`, in the current trace: its
+    /// `traceparent` is that of a `create {type}` producer span, a child of the current span,
+    /// and the consumers' `process {type}` spans are children of it.
     pub fn new(source: &str, subject: &impl ToString, data: T) -> Self {
+        let id = Uuid::now_v7();
+        let span = tracing::info_span!(
+            "event.create",
+            otel.name = %format!("create {}", T::TYPE),
+            otel.kind = "producer",
+            messaging.system = "nats",
+            messaging.operation.type = "create",
+            messaging.operation.name = "create",
+            messaging.destination.name = T::TYPE,
+            messaging.message.id = %id,
+        );
         Self {
-            id: Uuid::now_v7(),
+            id,
             event_type: T::TYPE.to_owned(),
             source: source.to_owned(),
             // Microseconds: what PostgreSQL and most consumers keep, so the time survives a
@@ -58,7 +71,7 @@ impl<T: Event> Envelope<T> {
             time: Utc::now().trunc_subsecs(6),
             subject: subject.to_string(),
             schema_version: T::SCHEMA_VERSION,
-            traceparent: platform_telemetry::propagation::current_traceparent(),
+            traceparent: span.in_scope(platform_telemetry::propagation::current_traceparent),
             data,
         }
     }

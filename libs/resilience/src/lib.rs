@@ -65,7 +65,7 @@ pub struct CircuitBreaker {
 impl CircuitBreaker {
     /// A closed breaker for the dependency `name` (used in logs and metrics).
     pub fn new(name: impl Into<String>, config: BreakerConfig) -> Self {
-        Self {
+        let breaker = Self {
             name: name.into(),
             config,
             inner: Mutex::new(Inner {
@@ -73,7 +73,13 @@ impl CircuitBreaker {
                 failures: 0,
                 opened_at: None,
             }),
-        }
+        };
+        // Exported from the start (closed, nothing refused), so a dashboard shows every
+        // breaker and an alert has a series to watch before the first failure.
+        breaker.publish(&breaker.lock());
+        metrics::counter!("circuit_breaker_rejections_total", "dependency" => breaker.name.clone())
+            .increment(0);
+        breaker
     }
 
     /// The dependency's name.

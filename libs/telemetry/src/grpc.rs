@@ -21,6 +21,15 @@ use crate::propagation::{extract_http_headers, inject_http_headers, set_parent};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// `rpc.service` and `rpc.method` of a call's path, `/package.Service/Method`, as
+/// OpenTelemetry's RPC conventions name them (the span's name is the path without its first
+/// slash).
+fn rpc_names(path: &str) -> (&str, &str) {
+    path.trim_start_matches('/')
+        .rsplit_once('/')
+        .unwrap_or(("", path))
+}
+
 /// Server-side gRPC telemetry: span with the remote parent, metrics by method and code.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct GrpcServerLayer;
@@ -56,12 +65,14 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let method = request.uri().path().to_owned();
+        let (service, short) = rpc_names(&method);
         let span = tracing::info_span!(
             "grpc.server",
-            otel.name = %method,
+            otel.name = %method.trim_start_matches('/'),
             otel.kind = "server",
             rpc.system = "grpc",
-            rpc.method = %method,
+            rpc.service = service,
+            rpc.method = short,
             rpc.grpc.status_code = tracing::field::Empty,
         );
         set_parent(&span, extract_http_headers(request.headers()));
@@ -83,7 +94,9 @@ where
                     // A transport-level failure: tonic reports it as UNKNOWN.
                     Err(_) => "2".to_owned(),
                 };
-                tracing::Span::current().record("rpc.grpc.status_code", code.as_str());
+                if let Ok(code) = code.parse::<i64>() {
+                    tracing::Span::current().record("rpc.grpc.status_code", code);
+                }
                 record(
                     GRPC_REQUESTS_TOTAL,
                     GRPC_REQUEST_DURATION,
@@ -130,13 +143,15 @@ where
     }
 
     fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
-        let method = request.uri().path().to_owned();
+        let method = request.uri().path();
+        let (service, short) = rpc_names(method);
         let span = tracing::info_span!(
             "grpc.client",
-            otel.name = %method,
+            otel.name = %method.trim_start_matches('/'),
             otel.kind = "client",
             rpc.system = "grpc",
-            rpc.method = %method,
+            rpc.service = service,
+            rpc.method = short,
         );
         inject_http_headers(&span, request.headers_mut());
         let clone = self.inner.clone();

@@ -3,7 +3,8 @@
 
 use std::sync::OnceLock;
 
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SpanData};
+use opentelemetry_sdk::trace::InMemorySpanExporter;
+pub use opentelemetry_sdk::trace::SpanData;
 
 /// The process-wide in-memory exporter behind [`crate::init_for_tests`].
 pub fn exporter() -> &'static InMemorySpanExporter {

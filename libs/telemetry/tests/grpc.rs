@@ -15,6 +15,8 @@ use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 const METHOD: &str = "/platform.user.v1.UserService/GetUser";
+/// The spans' name: OpenTelemetry's `package.Service/Method`.
+const SPAN_NAME: &str = "platform.user.v1.UserService/GetUser";
 
 struct Users;
 
@@ -93,11 +95,34 @@ async fn a_call_is_one_trace_from_the_caller_through_the_client_to_the_server() 
     let find = |kind: SpanKind| {
         spans
             .iter()
-            .find(|span| span.span_kind == kind && span.name == METHOD)
-            .unwrap_or_else(|| panic!("no {kind:?} span for {METHOD} in {spans:#?}"))
+            .find(|span| span.span_kind == kind && span.name == SPAN_NAME)
+            .unwrap_or_else(|| panic!("no {kind:?} span for {SPAN_NAME} in {spans:#?}"))
     };
     let client_span = find(SpanKind::Client);
     let server_span = find(SpanKind::Server);
+    // OpenTelemetry's RPC conventions: the method's parts as attributes.
+    for span in [client_span, server_span] {
+        let attribute = |key: &str| {
+            span.attributes
+                .iter()
+                .find(|kv| kv.key.as_str() == key)
+                .map(|kv| kv.value.to_string())
+        };
+        assert_eq!(attribute("rpc.system").as_deref(), Some("grpc"));
+        assert_eq!(
+            attribute("rpc.service").as_deref(),
+            Some("platform.user.v1.UserService")
+        );
+        assert_eq!(attribute("rpc.method").as_deref(), Some("GetUser"));
+    }
+    assert!(
+        server_span
+            .attributes
+            .iter()
+            .any(|kv| kv.key.as_str() == "rpc.grpc.status_code"
+                && kv.value == opentelemetry::Value::I64(0)),
+        "the server span records the status code as a number: {server_span:#?}"
+    );
     assert_eq!(client_span.parent_span_id, caller_context.span_id());
     assert_eq!(
         server_span.parent_span_id,

@@ -23,6 +23,14 @@ use crate::store::Store;
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let config = settings.own;
     let mut kit = Kit::start(crate::SERVICE_NAME, &settings.common).await?;
+    // Counters of rare events, exported at zero from the start: a rate or an alert needs a
+    // series before the first one.
+    for counter in [
+        "inventory_cache_invalidation_failures_total",
+        "inventory_transaction_retries_total",
+    ] {
+        metrics::counter!(counter).increment(0);
+    }
     if let Err(key) = config.reservations.check() {
         anyhow::bail!("{} must be at least 1", kit.variable(key));
     }

@@ -30,6 +30,11 @@ pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         SmtpChannel::new(smtp.url.expose(), &smtp.from, smtp.timeout())
             .with_context(|| format!("{} / __FROM", kit.variable("SMTP__URL")))?,
     );
+    // Counters of failed deliveries, exported at zero from the start: a rate or an alert needs
+    // a series before the first failure.
+    for counter in ["notifications_failed_total", "notifications_retried_total"] {
+        metrics::counter!(counter, "channel" => channel.name()).increment(0);
+    }
     let users = UserDirectory(kit.downstream(
         "user",
         &config.user,

@@ -15,6 +15,7 @@ use platform_events::consumer::{dead_letter_headers, one_line};
 use platform_events::{DeadLetter, Namespace, Replay, ReplayError, Replayed};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::channel::{Channel, ChannelError, OutgoingMessage};
@@ -93,8 +94,24 @@ impl DeliveryWorker {
         Ok(count)
     }
 
-    #[tracing::instrument(skip_all, fields(notification_id = %notification.id, event_type = %notification.event_type))]
+    /// One attempt at `notification`, in a `send {channel}` client span that is a child of
+    /// the handling of the event it answers (so the email is in the trace of the checkout).
     async fn deliver(&self, notification: NotificationRow) -> anyhow::Result<()> {
+        let span = tracing::info_span!(
+            "notification.deliver",
+            otel.name = %format!("send {}", self.channel.name()),
+            otel.kind = "client",
+            notification_id = %notification.id,
+            event_type = %notification.event_type,
+            attempt = notification.attempts + 1,
+        );
+        if let Some(traceparent) = &notification.traceparent {
+            platform_telemetry::propagation::set_parent_from_traceparent(&span, traceparent);
+        }
+        self.attempt(notification).instrument(span).await
+    }
+
+    async fn attempt(&self, notification: NotificationRow) -> anyhow::Result<()> {
         let attempt = notification.attempts + 1;
         let message = OutgoingMessage {
             id: notification.id,

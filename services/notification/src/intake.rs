@@ -184,6 +184,7 @@ impl EventHandler<PgInbox> for Intake {
                 subject: rendered.subject,
                 body_text: rendered.text,
                 body_html: rendered.html,
+                traceparent: platform_telemetry::propagation::current_traceparent(),
             },
             &mut **tx,
         )

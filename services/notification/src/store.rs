@@ -32,6 +32,8 @@ pub struct NewNotification {
     pub body_text: String,
     /// HTML part.
     pub body_html: String,
+    /// W3C trace context of the handling of the event: delivery continues that trace.
+    pub traceparent: Option<String>,
 }
 
 /// Records a notification; `false` if the event already has one from this template.
@@ -41,8 +43,8 @@ pub async fn insert(
 ) -> sqlx::Result<bool> {
     let result = sqlx::query(
         "INSERT INTO notifications (id, event_id, event_type, event, user_id, channel, recipient, \
-                                    template, subject, body_text, body_html) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                                    template, subject, body_text, body_html, traceparent) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
          ON CONFLICT (event_id, template) DO NOTHING",
     )
     .bind(notification.id)
@@ -56,6 +58,7 @@ pub async fn insert(
     .bind(&notification.subject)
     .bind(&notification.body_text)
     .bind(&notification.body_html)
+    .bind(&notification.traceparent)
     .execute(executor)
     .await?;
     Ok(result.rows_affected() == 1)
@@ -94,10 +97,12 @@ pub struct NotificationRow {
     pub created_at: DateTime<Utc>,
     /// When it was delivered.
     pub sent_at: Option<DateTime<Utc>>,
+    /// W3C trace context of the handling of the event it answers.
+    pub traceparent: Option<String>,
 }
 
 const COLUMNS: &str = "id, event_id, event_type, event, user_id, channel, recipient, subject, \
-     body_text, body_html, status, attempts, last_error, created_at, sent_at";
+     body_text, body_html, status, attempts, last_error, created_at, sent_at, traceparent";
 
 /// Claims up to `limit` pending notifications that are due, leasing them for `lease`: two
 /// workers (or replicas) never send the same one at once.

@@ -48,6 +48,12 @@ pub async fn build_with_worker(settings: Settings) -> anyhow::Result<(Applicatio
         kit.background(move |stop| running.run(stop));
     }
     let worker = worker();
+    {
+        let pool = pool.clone();
+        kit.background(move |stop| {
+            crate::saga::report_in_progress(pool, crate::saga::IN_PROGRESS_INTERVAL, stop)
+        });
+    }
     // Requests waiting for their order to finish hear of it from PostgreSQL, whichever replica
     // finished it.
     let settlements = Settlements::default();

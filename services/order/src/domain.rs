@@ -40,6 +40,16 @@ pub enum OrderStatus {
 }
 
 impl OrderStatus {
+    /// Every status, in the saga's order.
+    pub const ALL: [Self; 6] = [
+        Self::Pending,
+        Self::StockReserved,
+        Self::Paid,
+        Self::Confirmed,
+        Self::Cancelling,
+        Self::Cancelled,
+    ];
+
     /// The stored and returned name (also the metrics' label).
     pub fn as_str(self) -> &'static str {
         match self {

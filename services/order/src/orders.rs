@@ -142,6 +142,7 @@ impl Orders {
             last_error: None,
             created_at: now,
             updated_at: now,
+            traceparent: platform_telemetry::propagation::current_traceparent(),
         };
         let mut tx = self.pool.begin().await?;
         if !store::insert_order(&order, &lines, &mut *tx).await? {
@@ -380,6 +381,7 @@ impl Orders {
                 cancellation.detail.as_str(),
             ),
             cancellation.compensation,
+            platform_telemetry::propagation::current_traceparent().as_deref(),
             &mut tx,
         )
         .await?;

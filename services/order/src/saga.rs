@@ -24,6 +24,7 @@ use sqlx::PgPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use self::decide::{Action, Outcome, Plan, SagaState, Step};
@@ -174,7 +175,10 @@ impl SagaWorker {
 
     /// Takes `order` one step. With `keep_lease`, returns the order after the step if it still
     /// holds the lease and has another step to take.
-    #[tracing::instrument(skip_all, fields(order_id = %order.id, status = %order.status))]
+    ///
+    /// The step's span (`saga {step}`) is a child of the request that placed or cancelled the
+    /// order, whichever worker or replica takes it: the calls it makes and the event it writes
+    /// carry that trace on.
     async fn step(
         &self,
         order: &OrderRow,
@@ -182,24 +186,47 @@ impl SagaWorker {
         keep_lease: bool,
     ) -> anyhow::Result<Option<OrderRow>> {
         let state = SagaState::from(order);
-        let started = Instant::now();
-        let (name, action) = match decide::plan(&state) {
+        let plan = decide::plan(&state);
+        let name = match &plan {
             Plan::Finished => return Ok(None),
-            Plan::Record(action) => ("close", action),
-            Plan::Call(step) => {
-                let outcome = self.perform(step, order, items).await?;
-                let action = decide::decide(&state, step, outcome, &self.settings);
-                (step.name(), action)
-            }
+            Plan::Record(_) => "close",
+            Plan::Call(step) => step.name(),
         };
-        let result = match &action {
-            Action::Advance { .. } | Action::Compensated { .. } => "ok",
-            Action::Cancel(_) => "cancel",
-            Action::Retry { .. } | Action::Postpone { .. } => "retry",
-        };
-        metrics::histogram!("orders_saga_step_duration_seconds", "step" => name, "result" => result)
-            .record(started.elapsed().as_secs_f64());
-        self.apply(order, action, items, keep_lease).await
+        // Named before it starts: a span's name cannot change once its context is in use.
+        let span = tracing::info_span!(
+            "saga.step",
+            otel.name = %format!("saga {name}"),
+            otel.kind = "internal",
+            order_id = %order.id,
+            status = %order.status,
+            saga.step = name,
+            saga.result = tracing::field::Empty,
+        );
+        if let Some(traceparent) = &order.traceparent {
+            platform_telemetry::propagation::set_parent_from_traceparent(&span, traceparent);
+        }
+        async {
+            let started = Instant::now();
+            let action = match plan {
+                Plan::Finished => return Ok(None),
+                Plan::Record(action) => action,
+                Plan::Call(step) => {
+                    let outcome = self.perform(step, order, items).await?;
+                    decide::decide(&state, step, outcome, &self.settings)
+                }
+            };
+            let result = match &action {
+                Action::Advance { .. } | Action::Compensated { .. } => "ok",
+                Action::Cancel(_) => "cancel",
+                Action::Retry { .. } | Action::Postpone { .. } => "retry",
+            };
+            tracing::Span::current().record("saga.result", result);
+            metrics::histogram!("orders_saga_step_duration_seconds", "step" => name, "result" => result)
+                .record(started.elapsed().as_secs_f64());
+            self.apply(order, action, items, keep_lease).await
+        }
+        .instrument(span)
+        .await
     }
 
     /// Makes the step's call and puts the answer in the saga's words.
@@ -468,6 +495,44 @@ fn unanswered(error: CallError, refused: impl FnOnce(Status) -> Outcome) -> Outc
     }
 }
 
+/// How often [`report_in_progress`] reads the unfinished orders.
+pub const IN_PROGRESS_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Publishes `orders_in_progress{status}` (unfinished orders per status) and
+/// `orders_in_progress_oldest_age_seconds` (the oldest one's age, 0 when there is none) now
+/// and every `every`, until `stop`. Every replica reports the same figures: aggregate them
+/// with `max`, not `sum`.
+pub async fn report_in_progress(pool: PgPool, every: Duration, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match store::in_progress(&pool).await {
+            Ok(rows) => {
+                let mut oldest = 0.0_f64;
+                for status in OrderStatus::ALL
+                    .into_iter()
+                    .filter(|status| !status.is_terminal())
+                {
+                    let (count, age) = rows
+                        .iter()
+                        .find(|(row, _, _)| *row == status)
+                        .map_or((0, 0.0), |(_, count, age)| (*count, *age));
+                    oldest = oldest.max(age);
+                    #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+                    metrics::gauge!("orders_in_progress", "status" => status.as_str())
+                        .set(count as f64);
+                }
+                metrics::gauge!("orders_in_progress_oldest_age_seconds").set(oldest);
+            }
+            Err(error) => tracing::warn!(%error, "reading the unfinished orders failed"),
+        }
+    }
+}
+
 /// Counts a finished saga by outcome and reason.
 fn record_outcome(order: &OrderRow, to: OrderStatus, action: &Action) {
     let reason = if to == OrderStatus::Cancelled {
@@ -484,6 +549,12 @@ fn record_outcome(order: &OrderRow, to: OrderStatus, action: &Action) {
         "reason" => reason.unwrap_or_default()
     )
     .increment(1);
+    // From placing to this outcome (for a customer's cancellation, to the end of its refund).
+    let took = (chrono::Utc::now() - order.created_at)
+        .to_std()
+        .unwrap_or_default();
+    metrics::histogram!("orders_settle_duration_seconds", "outcome" => to.as_str())
+        .record(took.as_secs_f64());
 }
 
 /// The stored code of a cancellation reason (the event's JSON form).

@@ -49,12 +49,15 @@ pub struct OrderRow {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// W3C trace context of the request that placed (or cancelled) the order: the saga's steps
+    /// continue that trace, so a checkout is one trace from the first request to the email.
+    pub traceparent: Option<String>,
 }
 
 const COLUMNS: &str = "id, user_id, idempotency_key, request_hash, status, payment_method_id, \
      total_minor, currency, payment_id, refunded_minor, cancel_reason, cancel_detail, \
      resolve_payment, refund_pending, release_pending, step_attempts, last_error, created_at, \
-     updated_at";
+     updated_at, traceparent";
 
 /// A row of `order_items`.
 #[derive(Clone, Debug, FromRow, serde::Deserialize)]
@@ -108,8 +111,8 @@ pub async fn insert_order(
     let inserted: i64 = sqlx::query_scalar(
         "WITH placed AS ( \
              INSERT INTO orders (id, user_id, idempotency_key, request_hash, status, payment_method_id, \
-                                 total_minor, currency, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $9, $5, $6, $7, $8, $8) \
+                                 total_minor, currency, created_at, updated_at, traceparent) \
+             VALUES ($1, $2, $3, $4, $9, $5, $6, $7, $8, $8, $16) \
              ON CONFLICT (user_id, idempotency_key) DO NOTHING \
              RETURNING id), \
          lines AS ( \
@@ -137,6 +140,7 @@ pub async fn insert_order(
     .bind(quantities)
     .bind(prices)
     .bind(currencies)
+    .bind(&order.traceparent)
     .fetch_one(executor)
     .await?;
     Ok(inserted == 1)
@@ -426,13 +430,15 @@ pub async fn start_cancelling(
     from: OrderStatus,
     (code, detail): (&str, &str),
     owed: Compensation,
+    traceparent: Option<&str>,
     tx: &mut PgConnection,
 ) -> sqlx::Result<bool> {
     let to = owed.status();
     let updated = sqlx::query(
         "UPDATE orders SET status = $2, cancel_reason = $3, cancel_detail = $4, \
              resolve_payment = $5, refund_pending = $6, release_pending = $7, \
-             step_attempts = 0, last_error = NULL, next_attempt_at = now(), updated_at = now() \
+             step_attempts = 0, last_error = NULL, next_attempt_at = now(), updated_at = now(), \
+             traceparent = COALESCE($9, traceparent) \
          WHERE id = $1 AND status = $8",
     )
     .bind(order_id)
@@ -443,6 +449,7 @@ pub async fn start_cancelling(
     .bind(owed.refund)
     .bind(owed.release_stock)
     .bind(from)
+    .bind(traceparent)
     .execute(&mut *tx)
     .await?
     .rows_affected();
@@ -495,4 +502,18 @@ pub async fn postpone(
     .execute(executor)
     .await?;
     Ok(())
+}
+
+/// Orders not finished yet, by status, with the age in seconds of the oldest (by when it was
+/// placed). Statuses with none are left out.
+pub async fn in_progress(
+    executor: impl PgExecutor<'_>,
+) -> sqlx::Result<Vec<(OrderStatus, i64, f64)>> {
+    // The predicate is the saga queue's partial index's: only unfinished orders are read.
+    sqlx::query_as(
+        "SELECT status, count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8 \
+         FROM orders WHERE status NOT IN ('CONFIRMED', 'CANCELLED') GROUP BY status",
+    )
+    .fetch_all(executor)
+    .await
 }

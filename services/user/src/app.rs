@@ -21,6 +21,15 @@ pub(crate) static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrat
 pub async fn build(settings: Settings) -> anyhow::Result<Application> {
     let (common, config) = (settings.common, settings.own);
     let mut kit = Kit::start(crate::SERVICE_NAME, &common).await?;
+    // Counters of rare events, exported at zero from the start: a rate or an alert needs a
+    // series before the first one.
+    for counter in [
+        "users_registered_total",
+        "users_login_failures_total",
+        "users_refresh_token_reuse_total",
+    ] {
+        metrics::counter!(counter).increment(0);
+    }
     let pool = kit.postgres(&config.database, &MIGRATIONS).await?;
     kit.relay(PgOutbox::new(pool.clone(), kit.namespace().clone()));
     let signer = Arc::new(

@@ -214,6 +214,10 @@ impl Outcome {
     }
 }
 
+/// Deliveries after the first, per consumer (a counter): an earlier delivery was not
+/// acknowledged in time, or was handed back to be retried.
+pub const REDELIVERIES: &str = "events_redeliveries_total";
+
 /// Seconds from an event's time to the start of its first handling, per consumer (a
 /// histogram): how far behind the changes a consumer is.
 pub const CONSUME_LAG: &str = "events_consume_lag_seconds";
@@ -244,6 +248,8 @@ impl<I: Inbox, H: EventHandler<I>> Consumer<I, H> {
         inbox: I,
         handler: H,
     ) -> Self {
+        // At zero from the start: a rate of redeliveries needs a series before the first one.
+        metrics::counter!(REDELIVERIES, "consumer" => config.name.clone()).increment(0);
         Self {
             inner: Arc::new(Inner {
                 jetstream,
@@ -408,12 +414,14 @@ impl<I: Inbox, H: EventHandler<I>> Inner<I, H> {
         let subject = message.subject.to_string();
         let span = tracing::info_span!(
             "event.consume",
-            otel.name = %format!("{} process", self.namespace.event_type(&subject)),
+            otel.name = %format!("process {}", self.namespace.event_type(&subject)),
             otel.kind = "consumer",
             messaging.system = "nats",
+            messaging.operation.type = "process",
+            messaging.operation.name = "process",
             messaging.destination.name = %subject,
             messaging.consumer.group.name = %self.config.name,
-            event.id = tracing::field::Empty,
+            messaging.message.id = tracing::field::Empty,
             delivered,
             outcome = tracing::field::Empty,
         );
@@ -424,6 +432,9 @@ impl<I: Inbox, H: EventHandler<I>> Inner<I, H> {
             .map(|value| value.as_str().to_owned());
         if let Some(traceparent) = &traceparent {
             platform_telemetry::propagation::set_parent_from_traceparent(&span, traceparent);
+        }
+        if delivered > 1 {
+            metrics::counter!(REDELIVERIES, "consumer" => self.config.name.clone()).increment(1);
         }
         let started = std::time::Instant::now();
         let outcome = self
@@ -462,7 +473,8 @@ impl<I: Inbox, H: EventHandler<I>> Inner<I, H> {
                     .await;
             }
         };
-        tracing::Span::current().record("event.id", tracing::field::display(envelope.id));
+        tracing::Span::current()
+            .record("messaging.message.id", tracing::field::display(envelope.id));
         if delivered == 1 {
             // From the change (the event is written in its transaction) to its first handling.
             let lag = (chrono::Utc::now() - envelope.time)

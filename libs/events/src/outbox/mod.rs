@@ -69,6 +69,10 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// written so far is in its stream and no relay will publish it again.
     fn pending(&self) -> impl Future<Output = anyhow::Result<u64>> + Send;
 
+    /// The id of the oldest event still to be published, if any. Event ids are UUIDv7, so the
+    /// id tells when the event was written.
+    fn oldest_pending(&self) -> impl Future<Output = anyhow::Result<Option<Uuid>>> + Send;
+
     /// Deletes events published more than `older_than` ago; returns how many.
     fn purge_published(
         &self,
@@ -80,6 +84,25 @@ pub trait OutboxStore: Send + Sync + 'static {
     fn wait_for_events(&self, timeout: Duration) -> impl Future<Output = ()> + Send {
         tokio::time::sleep(timeout)
     }
+}
+
+/// Events written to the outbox and not yet published (a gauge).
+pub const OUTBOX_PENDING: &str = "events_outbox_pending";
+/// Seconds the oldest event not yet published has waited (a gauge; 0 when there is none).
+pub const OUTBOX_OLDEST_AGE: &str = "events_outbox_oldest_age_seconds";
+/// How often a running relay publishes [`OUTBOX_PENDING`] and [`OUTBOX_OLDEST_AGE`].
+pub const BACKLOG_REPORT_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Seconds since a UUIDv7 was made (0 for another version, or one from the future).
+fn age_seconds(id: Uuid) -> f64 {
+    let Some(timestamp) = id.get_timestamp() else {
+        return 0.0;
+    };
+    let (seconds, nanos) = timestamp.to_unix();
+    let written = std::time::UNIX_EPOCH + Duration::new(seconds, nanos);
+    std::time::SystemTime::now()
+        .duration_since(written)
+        .map_or(0.0, |age| age.as_secs_f64())
 }
 
 /// How a [`Relay`] paces itself.
@@ -132,6 +155,15 @@ pub struct Relay<S> {
 impl<S: OutboxStore> Relay<S> {
     /// A relay draining `store` into JetStream.
     pub fn new(store: S, jetstream: jetstream::Context, config: RelayConfig) -> Self {
+        // Exported at zero from the start, so rates and alerts have a series before the first
+        // failure.
+        for counter in [
+            "events_outbox_published_total",
+            "events_outbox_publish_failures_total",
+            "events_outbox_duplicates_total",
+        ] {
+            metrics::counter!(counter).increment(0);
+        }
         Self {
             store: Arc::new(store),
             jetstream,
@@ -154,6 +186,8 @@ impl<S: OutboxStore> Relay<S> {
     /// Publishes pending events until `stop` is cancelled; finishes the batch in hand first.
     pub async fn run(self, stop: CancellationToken) {
         let mut last_purge = tokio::time::Instant::now();
+        self.report_backlog().await;
+        let mut last_report = tokio::time::Instant::now();
         let mut failures: u32 = 0;
         while !stop.is_cancelled() {
             match self.run_once().await {
@@ -177,6 +211,10 @@ impl<S: OutboxStore> Relay<S> {
                     }
                 }
             }
+            if last_report.elapsed() >= BACKLOG_REPORT_INTERVAL {
+                last_report = tokio::time::Instant::now();
+                self.report_backlog().await;
+            }
             if last_purge.elapsed() >= Duration::from_secs(60) {
                 last_purge = tokio::time::Instant::now();
                 match self.store.purge_published(self.config.retention).await {
@@ -189,6 +227,25 @@ impl<S: OutboxStore> Relay<S> {
             }
         }
         tracing::debug!("outbox relay stopped");
+    }
+
+    /// Publishes the backlog: `events_outbox_pending` (events written and not yet published)
+    /// and `events_outbox_oldest_age_seconds` (how long the oldest of them has waited; 0 when
+    /// there is none). Every relay over the same outbox reports the same figures.
+    pub async fn report_backlog(&self) {
+        match tokio::try_join!(self.store.pending(), self.store.oldest_pending()) {
+            Ok((pending, oldest)) => {
+                #[allow(clippy::cast_precision_loss)] // counts far below 2^52
+                metrics::gauge!(OUTBOX_PENDING).set(pending as f64);
+                metrics::gauge!(OUTBOX_OLDEST_AGE).set(oldest.map_or(0.0, age_seconds));
+            }
+            Err(error) => {
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "reading the outbox backlog failed"
+                );
+            }
+        }
     }
 
     /// One round: claim a batch, publish it, record the outcome. Returns how many events were

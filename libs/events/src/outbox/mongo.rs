@@ -224,6 +224,25 @@ impl OutboxStore for MongoOutbox {
             .context("counting pending outbox events")
     }
 
+    async fn oldest_pending(&self) -> anyhow::Result<Option<Uuid>> {
+        // `_id` is the id's hyphenated text, which sorts as a UUIDv7 does: by time.
+        let oldest = self
+            .collection
+            .find_one(doc! { "published_at": bson::Bson::Null })
+            .sort(doc! { "_id": 1 })
+            .projection(doc! { "_id": 1 })
+            .await
+            .context("reading the oldest pending outbox event")?;
+        oldest
+            .map(|document| {
+                let id = document
+                    .get_str("_id")
+                    .context("an outbox `_id` that is not text")?;
+                Uuid::parse_str(id).context("an outbox `_id` that is not a UUID")
+            })
+            .transpose()
+    }
+
     async fn purge_published(&self, older_than: Duration) -> anyhow::Result<u64> {
         let cutoff = before(bson::DateTime::now(), older_than);
         let result = self

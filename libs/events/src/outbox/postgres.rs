@@ -173,6 +173,15 @@ impl OutboxStore for PgOutbox {
         Ok(pending.unsigned_abs())
     }
 
+    async fn oldest_pending(&self) -> anyhow::Result<Option<Uuid>> {
+        sqlx::query_scalar(
+            "SELECT id FROM event_outbox WHERE published_at IS NULL ORDER BY id LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .context("reading the oldest pending outbox event")
+    }
+
     async fn purge_published(&self, older_than: Duration) -> anyhow::Result<u64> {
         let result = sqlx::query(
             "DELETE FROM event_outbox WHERE id IN ( \

@@ -1,10 +1,11 @@
-//! Trace context travels with the event: the consumer's span is a child of the span that
-//! wrote the event to the outbox.
+//! Trace context travels with the event: the event is made in a `create` producer span, a
+//! child of the span that wrote it to the outbox, and the consumer's `process` span is a child
+//! of that.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry::trace::{SpanId, TraceContextExt as _, TraceId};
+use opentelemetry::trace::{SpanId, SpanKind, TraceContextExt as _, TraceId};
 use platform_events::consumer::postgres::PgInbox;
 use platform_events::outbox::postgres::PgOutbox;
 use platform_events::{
@@ -103,15 +104,54 @@ async fn the_consumer_span_is_a_child_of_the_span_that_emitted_the_event() {
             platform_telemetry::testing::finished_spans()
                 .into_iter()
                 .find(|span| {
-                    span.span_context.trace_id() == trace_id && span.name.ends_with(" process")
+                    span.span_context.trace_id() == trace_id && span.name.starts_with("process ")
                 })
         },
     )
     .await
     .unwrap();
-    assert_eq!(consume_span.name, "payments.captured process");
+    let create_span = platform_telemetry::testing::finished_spans()
+        .into_iter()
+        .find(|span| span.span_context.trace_id() == trace_id && span.name.starts_with("create "))
+        .expect("the producer span was recorded");
+
+    assert_eq!(create_span.name, "create payments.captured");
+    assert_eq!(create_span.span_kind, SpanKind::Producer);
     assert_eq!(
-        consume_span.parent_span_id, emitter_span_id,
-        "the consumer span's parent is the span that emitted the event"
+        create_span.parent_span_id, emitter_span_id,
+        "the event was made in the span that wrote it"
     );
+    assert_eq!(
+        create_span.span_context.span_id().to_string(),
+        event.traceparent.as_deref().unwrap()[36..52],
+        "the event carries the producer span"
+    );
+    assert_eq!(consume_span.name, "process payments.captured");
+    assert_eq!(consume_span.span_kind, SpanKind::Consumer);
+    assert_eq!(
+        consume_span.parent_span_id,
+        create_span.span_context.span_id(),
+        "the consumer span's parent is the span that made the event"
+    );
+    assert_messaging_attributes(&consume_span, &event.id.to_string());
+}
+
+/// The consumer span carries OpenTelemetry's messaging attributes.
+fn assert_messaging_attributes(
+    consume_span: &platform_telemetry::testing::SpanData,
+    event_id: &str,
+) {
+    let attribute = |name: &str| {
+        consume_span
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == name)
+            .map(|kv| kv.value.to_string())
+    };
+    assert_eq!(attribute("messaging.system").as_deref(), Some("nats"));
+    assert_eq!(
+        attribute("messaging.operation.type").as_deref(),
+        Some("process")
+    );
+    assert_eq!(attribute("messaging.message.id").as_deref(), Some(event_id));
 }
