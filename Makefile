@@ -7,7 +7,7 @@ SHELL := /bin/bash
 
 INFRA := scripts/infra.sh
 
-.PHONY: help infra-up infra-down infra-status infra-reset run bench bench-gateway test test-native test-compose template-check k8s-check up down images standins bench-compose lint fmt build
+.PHONY: help infra-up infra-down infra-status infra-reset run bench bench-gateway test test-native test-compose template-check k8s-check compose-check up up-observability down images standins bench-compose lint fmt build
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -43,6 +43,7 @@ test: test-native test-compose template-check ## Every test: the workspace again
 
 test-native: infra-up ## Start the local infrastructure and run every test in the workspace.
 	eval "$$($(INFRA) env)"
+	export PROMTOOL="$$($(INFRA) promtool)"
 	if cargo nextest --version >/dev/null 2>&1; then
 	  cargo nextest run --workspace --no-fail-fast
 	else
@@ -57,11 +58,17 @@ k8s-check: ## Render every Kubernetes overlay and component combination, validat
 	$(INFRA) venv
 	cargo nextest run -p platform-deploy --test manifests
 
+compose-check: ## Check the compose files (with the observability and CI overrides) and Prometheus's configurations and alert rules, pulling nothing.
+	scripts/compose.sh config-check
+
 test-compose: ## Build the images (and stand-ins), bring up a compose stack of its own, run the journeys and chaos tests against it, then down -v.
 	scripts/compose.sh test
 
 up: ## docker compose up: build the images (and stand-ins without a registry), start, wait until all healthy.
 	scripts/compose.sh up
+
+up-observability: ## `make up` plus Prometheus, Grafana, Jaeger and the OpenTelemetry Collector (docker-compose.observability.yml; needs their images or a registry).
+	OBSERVABILITY=1 scripts/compose.sh up
 
 down: ## Stop the compose stack (data kept; `scripts/compose.sh down -v` deletes it).
 	scripts/compose.sh down

@@ -8,17 +8,26 @@
 #   scripts/compose.sh bench [ARGS]   up (as `test` configures it), `platform bench` through the
 #                                     published gateway, each container's memory idle and under load
 #   scripts/compose.sh test           CI: a stack of its own, all-healthy, the end-to-end journeys
-#                                     and chaos tests against it, restart and outage checks, down -v
+#                                     and chaos tests against it, Prometheus scraping it and
+#                                     evaluating the alert rules, restart and outage checks, down -v
 #   scripts/compose.sh kill|start SERVICE
 #                                     SIGKILL a container / start it again (the chaos tests use these)
 #   scripts/compose.sh compose ARGS   any compose command, with the right files
+#   scripts/compose.sh config-check   without pulling or starting anything: docker-compose.yml
+#                                     alone and with each override (the observability stack's,
+#                                     CI's) passes `compose config`, and promtool accepts
+#                                     deploy/observability/prometheus.yml with its alert rules and
+#                                     Kubernetes's version (its pod discovery aside); promtool
+#                                     comes from `scripts/infra.sh promtool`
 #
 # It uses `docker compose` (v2) when present, else `docker-compose` (v1): docker-compose.yml
 # works with both. When `mongo:8.0` can be neither found nor pulled (no registry), it builds
 # local stand-ins (scripts/standins.sh) and adds docker-compose.standins.yml; STANDINS=1 or
 # STANDINS=0 decides instead. Extra CA certificates the host trusts
 # (/usr/local/share/ca-certificates, a TLS-inspecting proxy's) are copied into docker/extra-ca/
-# for the image build's builder stage only.
+# for the image build's builder stage only. OBSERVABILITY=1 adds docker-compose.observability.yml
+# (Prometheus, Grafana, Jaeger, the OpenTelemetry Collector, the NATS exporter): without a
+# registry, only Prometheus has a stand-in, so the others must be present already.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -66,6 +75,9 @@ FILES=(-f docker-compose.yml)
 compose_files() {
   FILES=(-f docker-compose.yml)
   if standins; then FILES+=(-f docker-compose.standins.yml); fi
+  case ${OBSERVABILITY:-0} in
+    1 | true | yes) FILES+=(-f docker-compose.observability.yml) ;;
+  esac
   if [[ -n ${COMPOSE_EXTRA_FILE:-} ]]; then FILES+=(-f "$COMPOSE_EXTRA_FILE"); fi
 }
 
@@ -114,15 +126,17 @@ images() {
   done
 }
 
-# Waits until every container of the project is healthy; on timeout, names the others.
+# Waits until every container of the project is healthy (or running, for the one image that
+# cannot have a healthcheck: the OpenTelemetry Collector's has no shell); on timeout, names the
+# others.
 wait_healthy() {
   local deadline=$((SECONDS + HEALTHY_WITHIN)) expected=${1:-0} ids states unhealthy
   while :; do
     mapfile -t ids < <(compose ps -q)
     unhealthy=()
     for id in "${ids[@]}"; do
-      states=$(docker inspect -f '{{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}}{{end}}' "$id")
-      [[ $states == *" healthy" ]] || unhealthy+=("${states#/}")
+      states=$(docker inspect -f '{{.Name}} {{if .State.Health}}{{.State.Health.Status}}{{else}}{{.State.Status}} (no healthcheck){{end}}' "$id")
+      [[ $states == *" healthy" || $states == *" running (no healthcheck)" ]] || unhealthy+=("${states#/}")
     done
     if ((${#ids[@]} >= expected && ${#ids[@]} > 0 && ${#unhealthy[@]} == 0)); then
       log "all ${#ids[@]} containers healthy"
@@ -140,14 +154,80 @@ container() { compose ps -q "$1"; }
 
 health_of() { docker inspect -f '{{.State.Health.Status}}' "$(container "$1")"; }
 
+# How many containers the stack runs: the platform's 11, and the observability stack's 5.
+expected_containers() {
+  case ${OBSERVABILITY:-0} in
+    1 | true | yes) echo 16 ;;
+    *) echo 11 ;;
+  esac
+}
+
 up() {
   images
   compose up -d
-  wait_healthy 11
+  wait_healthy "$(expected_containers)"
   local address=${PUBLISH_ADDRESS:-127.0.0.1}
   log "the platform is up:"
   log "  http://$address:${GATEWAY_PORT:-8080}        the API (http://$address:${GATEWAY_PORT:-8080}/docs for its documentation)"
   log "  http://$address:${MAIL_UI_PORT:-8025}        the mail UI"
+  case ${OBSERVABILITY:-0} in
+    1 | true | yes)
+      log "  http://$address:${GRAFANA_PORT:-3000}        Grafana (the dashboards)"
+      log "  http://$address:${PROMETHEUS_PORT:-9090}        Prometheus (targets, alerts)"
+      log "  http://$address:${JAEGER_UI_PORT:-16686}       Jaeger (traces)" ;;
+  esac
+}
+
+# promtool: PROMTOOL, else on PATH, else `scripts/infra.sh promtool` (Debian's package unpacked
+# under .local/, no server started), else Debian's package installed (as root), its daemon
+# stopped if the installation started it.
+need_promtool() {
+  if [[ -z ${PROMTOOL:-} ]]; then PROMTOOL=$("$ROOT/scripts/infra.sh" promtool); fi
+}
+
+# The compose files and the observability configuration, checked without an image: what can be
+# checked offline (the collector, Jaeger and Grafana configurations are held against the compose
+# file by tools/deploy/tests/manifests, `make k8s-check`).
+config_check() {
+  local files tmp
+  for files in "" "-f docker-compose.observability.yml" "-f deploy/compose/test.yml" \
+    "-f docker-compose.standins.yml -f docker-compose.observability.yml"; do
+    # shellcheck disable=SC2086 # the file options split on purpose
+    "${COMPOSE_CMD[@]}" -f docker-compose.yml $files config -q \
+      || die "compose refuses docker-compose.yml ${files:-alone}"
+    log "compose config: docker-compose.yml ${files:-alone}: valid"
+  done
+  need_promtool
+  # The config names the rules where the container mounts them (/etc/prometheus/alerts.yml):
+  # check a copy that names this checkout's, so that promtool reads them as Prometheus will.
+  tmp=$(mktemp -d)
+  sed "s#/etc/prometheus/alerts.yml#$tmp/alerts.yml#" deploy/observability/prometheus.yml >"$tmp/prometheus.yml"
+  cp deploy/prometheus/alerts.yml "$tmp/alerts.yml"
+  if ! "$PROMTOOL" check config "$tmp/prometheus.yml" >&2; then
+    rm -rf "$tmp"
+    die "promtool refuses deploy/observability/prometheus.yml (or deploy/prometheus/alerts.yml)"
+  fi
+  # Kubernetes's version (components/observability) too, but for its pod discovery: Debian
+  # builds Prometheus without kubernetes_sd_configs, so that block is swapped for a static target
+  # and the rest (relabelling, rule files, the static jobs) is checked. The rendering itself is
+  # held against the manifests by tools/deploy/tests/manifests (`make k8s-check`).
+  awk -v rules="$tmp/alerts.yml" '
+    skip && match($0, /^ */) && RLENGTH > indent { next }
+    { skip = 0 }
+    /^ *kubernetes_sd_configs:/ {
+      match($0, /^ */); indent = RLENGTH; skip = 1
+      printf "%*sstatic_configs: [{targets: [\"pod.discovered:8080\"]}]\n", indent, ""
+      next
+    }
+    { sub("/etc/prometheus/rules/alerts.yml", rules); print }
+  ' deploy/k8s/components/observability/prometheus.yml >"$tmp/kubernetes.yml"
+  if ! "$PROMTOOL" check config "$tmp/kubernetes.yml" >&2; then
+    rm -rf "$tmp"
+    die "promtool refuses deploy/k8s/components/observability/prometheus.yml (pod discovery aside)"
+  fi
+  rm -rf "$tmp"
+  log "promtool: deploy/observability/prometheus.yml and its alert rules: valid"
+  log "promtool: deploy/k8s/components/observability/prometheus.yml (pod discovery aside): valid"
 }
 
 stats() {
@@ -190,31 +270,50 @@ setting() {
 
 json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
+# Starts docker-compose.observability.yml's Prometheus alone beside the running stack (the only
+# image of that file with a stand-in), waits until it scrapes all six processes, has evaluated
+# every rule of deploy/prometheus/alerts.yml and stores the series the dashboards start from,
+# then removes it and the override's volumes.
+prometheus_check() {
+  local port=${TEST_PROMETHEUS_PORT:-19090}
+  OBSERVABILITY=1 PROMETHEUS_PORT=$port compose up -d --no-deps prometheus
+  python3 "$ROOT/scripts/prometheus_check.py" "http://127.0.0.1:$port" 120 "${SERVICES[@]}" >&2
+  OBSERVABILITY=1 PROMETHEUS_PORT=$port compose rm -sfv prometheus >/dev/null
+  # `up` made every volume the override declares, Grafana's too.
+  local volume
+  for volume in $(comm -13 <(compose config --volumes | sort) \
+    <(OBSERVABILITY=1 compose config --volumes | sort)); do
+    docker volume ls -q --filter "label=com.docker.compose.project=$COMPOSE_PROJECT_NAME" \
+      --filter "label=com.docker.compose.volume=$volume" | xargs -r docker volume rm >/dev/null
+  done
+}
+
 test_stack() {
   export COMPOSE_PROJECT_NAME=platform-test
   export GATEWAY_PORT=${TEST_GATEWAY_PORT:-18080} MAIL_UI_PORT=${TEST_MAIL_PORT:-18025}
   export PUBLISH_ADDRESS=127.0.0.1 COMPOSE_EXTRA_FILE=deploy/compose/test.yml
   local gateway=http://127.0.0.1:$GATEWAY_PORT started=$SECONDS
 
-  log "1/7 a required setting left empty stops compose, naming it"
+  log "1/8 the compose files and Prometheus's configuration are valid; a required setting left empty stops compose, naming it"
+  config_check
   local refused
   if refused=$(POSTGRES_PASSWORD='' compose config 2>&1 >/dev/null); then
     die "compose accepted an empty POSTGRES_PASSWORD"
   fi
   grep -q "set POSTGRES_PASSWORD in .env" <<<"$refused" || die "unexpected refusal: $refused"
 
-  log "2/7 images and stand-ins"
+  log "2/8 images and stand-ins"
   images
   compose down -v --remove-orphans >/dev/null 2>&1 || true
   trap 'dump_state; compose down -v --remove-orphans >/dev/null 2>&1 || true' ERR
 
-  log "3/7 up, and every container healthy"
+  log "3/8 up, and every container healthy"
   local up_started=$SECONDS
   compose up -d
   wait_healthy 11
   log "healthy $((SECONDS - up_started)) s after up"
 
-  log "4/7 the end-to-end journeys and chaos tests against the stack"
+  log "4/8 the end-to-end journeys and chaos tests against the stack"
   export E2E_GATEWAY_URL=$gateway
   export E2E_POSTGRES_URL=postgres://postgres:$(setting POSTGRES_PASSWORD)@127.0.0.1:${TEST_POSTGRES_PORT:-15432}/postgres
   export MONGODB_URL="mongodb://127.0.0.1:${TEST_MONGO_PORT:-15017}/?directConnection=true"
@@ -226,7 +325,10 @@ test_stack() {
   cargo nextest run -p platform-host --test e2e --no-fail-fast -E 'test(/^journeys::/)' --test-threads 4
   cargo nextest run -p platform-host --test e2e --no-fail-fast -E 'test(/^chaos::/)' --test-threads 1
 
-  log "5/7 down and up again: the data is kept and nothing is rebuilt"
+  log "5/8 Prometheus (the observability override's) scrapes every process and evaluates every rule"
+  prometheus_check
+
+  log "6/8 down and up again: the data is kept and nothing is rebuilt"
   local email password=correct-horse-battery-$RANDOM output
   email=compose-$RANDOM$RANDOM@example.com
   curl -fsS -H 'content-type: application/json' -X POST "$gateway/api/v1/auth/register" \
@@ -240,7 +342,7 @@ test_stack() {
   curl -fsS -H 'content-type: application/json' -X POST "$gateway/api/v1/auth/login" \
     -d "{\"email\":\"$email\",\"password\":\"$password\"}" | json_field '["access_token"]' >/dev/null
 
-  log "6/7 PostgreSQL stopped: the order service turns unready and says why, without a restart"
+  log "7/8 PostgreSQL stopped: the order service turns unready and says why, without a restart"
   compose stop postgres
   local deadline=$((SECONDS + 60))
   until [[ $(health_of order-service) == unhealthy ]]; do
@@ -258,7 +360,7 @@ test_stack() {
   compose start postgres
   wait_healthy 11
 
-  log "7/7 down -v leaves nothing behind"
+  log "8/8 down -v leaves nothing behind"
   trap - ERR
   compose down -v --remove-orphans
   local left
@@ -305,5 +407,6 @@ case $command in
   kill) compose kill -s SIGKILL "${1:?which service}" ;;
   start) compose start "${1:?which service}" ;;
   compose) compose "$@" ;;
+  config-check) config_check ;;
   *) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; [[ $command == help ]] ;;
 esac

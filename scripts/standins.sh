@@ -8,7 +8,7 @@
 #                                   one already present is skipped unless --force
 #   scripts/standins.sh list        each stand-in's tag and whether it is present
 #
-# Names: debian distroless rust postgres redis nats mongo mail
+# Names: debian distroless rust postgres redis nats mongo mail prometheus
 #
 # Works on a fresh Debian 12 as root (installs debootstrap if missing). Downloads are
 # cached under <repo>/.local/standins/ (the debian root file system, Python wheels) and
@@ -32,11 +32,11 @@ PREFIX=${STANDINS_TAG_PREFIX:-}
 SUITE=bookworm
 MIRROR=http://deb.debian.org/debian
 
-NAMES=(debian distroless rust postgres redis nats mongo mail)
+NAMES=(debian distroless rust postgres redis nats mongo mail prometheus)
 # Build order: debian first, then distroless and rust (what the project's images are built
 # from), then the slowest first, and mail after mongo so that it reuses its python3 layer.
 # "wheels" (the host-side Python downloads) is a job of its own, run alongside debian.
-SCHEDULE=(debian wheels distroless rust mongo postgres mail redis nats)
+SCHEDULE=(debian wheels distroless rust mongo postgres mail redis nats prometheus)
 
 log() { echo "standins: $*" >&2; }
 die() { echo "standins: error: $*" >&2; exit 1; }
@@ -51,6 +51,7 @@ official_tag() {
     nats) echo nats:2.15-alpine ;;
     mongo) echo platform-standin/mongo:secantusdb ;;
     mail) echo platform-standin/mail:latest ;;
+    prometheus) echo prom/prometheus:v2.42.0 ;;
     *) die "unknown stand-in '$1' (expected: ${NAMES[*]})" ;;
   esac
 }
@@ -230,6 +231,20 @@ build_redis() {
   docker_build redis "$ctx"
   rm -rf "$ctx"
   docker run --rm "$(tag_of redis)" redis-server --version
+}
+
+# -------------------------------------------------------------- prometheus ---
+# Debian's package (2.42.0, the version of the tag), laid out as the official image. The
+# checks run the entrypoint (/bin/prometheus) and the image's promtool on its default
+# configuration.
+
+build_prometheus() {
+  local ctx
+  ctx=$(stage_context prometheus)
+  docker_build prometheus "$ctx"
+  rm -rf "$ctx"
+  docker run --rm "$(tag_of prometheus)" --version
+  docker run --rm --entrypoint promtool "$(tag_of prometheus)" check config /etc/prometheus/prometheus.yml
 }
 
 # --------------------------------------------------- Python wheels on host ---

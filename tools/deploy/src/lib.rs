@@ -22,7 +22,7 @@ use yaml_rust2::{Yaml, YamlLoader};
 pub const OVERLAYS: [&str; 2] = ["dev", "prod"];
 
 /// The opt-in components of `deploy/k8s/components`; any subset applies to either overlay.
-pub const COMPONENTS: [&str; 2] = ["network-policies", "istio"];
+pub const COMPONENTS: [&str; 3] = ["network-policies", "istio", "observability"];
 
 /// The Kubernetes versions every rendered object must validate against: an older release
 /// still in providers' support, and a recent one.
@@ -539,10 +539,11 @@ mod tests {
     }
 
     #[test]
-    fn there_are_eight_variants() {
+    fn there_are_sixteen_variants() {
         let names: Vec<String> = variants().iter().map(Variant::name).collect();
-        assert_eq!(names.len(), 8);
-        assert!(names.contains(&"prod+network-policies+istio".to_owned()));
+        assert_eq!(names.len(), 16);
+        assert!(names.contains(&"prod+network-policies+istio+observability".to_owned()));
+        assert!(names.contains(&"dev+observability".to_owned()));
         assert!(names.contains(&"dev".to_owned()));
     }
 }

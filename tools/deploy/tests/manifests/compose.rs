@@ -1,6 +1,7 @@
 //! `docker-compose.yml` held against the code the same way: each service's settings load from
 //! the environment compose gives it (with `.env` substituted, and with the test overlay CI
-//! adds), every variable is one a setting reads, and every address names a compose service.
+//! adds, and with the observability stack's), every variable is one a setting reads, and every
+//! address names a compose service.
 
 use std::collections::BTreeMap;
 
@@ -9,10 +10,10 @@ use platform_deploy::{Variant, parse_yaml, text, workspace_root};
 use serde_json::Value;
 
 use crate::wiring::{host_and_port, load};
-use crate::{platform_binaries, platform_workloads, variant};
+use crate::{STANDARD_VARIABLES, platform_binaries, platform_workloads, variant};
 
 /// `.env`'s settings, as compose reads them (quotes around a value are not part of it).
-fn dotenv() -> BTreeMap<String, String> {
+pub fn dotenv() -> BTreeMap<String, String> {
     std::fs::read_to_string(workspace_root().join(".env"))
         .unwrap()
         .lines()
@@ -36,7 +37,7 @@ fn dotenv() -> BTreeMap<String, String> {
 
 /// Compose's `${NAME}`, `${NAME:-default}`, `${NAME-default}`, `${NAME:?message}`,
 /// `${NAME?message}` and `$$`.
-fn interpolate(value: &str, vars: &BTreeMap<String, String>) -> anyhow::Result<String> {
+pub fn interpolate(value: &str, vars: &BTreeMap<String, String>) -> anyhow::Result<String> {
     let mut out = String::new();
     let mut rest = value;
     while let Some(at) = rest.find('$') {
@@ -117,6 +118,7 @@ fn each_service_loads_its_configuration_from_the_environment_compose_gives_it() 
     for files in [
         &["docker-compose.yml"][..],
         &["docker-compose.yml", "deploy/compose/test.yml"][..],
+        &["docker-compose.yml", "docker-compose.observability.yml"][..],
     ] {
         let services = environments(files).unwrap();
         for (binary, prefix, _, _) in platform_binaries() {
@@ -126,7 +128,7 @@ fn each_service_loads_its_configuration_from_the_environment_compose_gives_it() 
             for (name, _) in env {
                 assert!(
                     name.starts_with(&format!("{prefix}__"))
-                        || ["RUST_LOG", "LOG_FORMAT"].contains(&name.as_str()),
+                        || STANDARD_VARIABLES.contains(&name.as_str()),
                     "{files:?}: {binary} is given {name}, which it does not read"
                 );
             }
@@ -144,15 +146,15 @@ fn each_service_loads_its_configuration_from_the_environment_compose_gives_it() 
     }
 }
 
-/// `docker-compose.yml`, parsed.
-fn compose_file() -> Value {
-    let text = std::fs::read_to_string(workspace_root().join("docker-compose.yml")).unwrap();
+/// A compose file of the repository, parsed.
+pub fn compose_file(name: &str) -> Value {
+    let text = std::fs::read_to_string(workspace_root().join(name)).unwrap();
     parse_yaml(&text).unwrap().remove(0)
 }
 
 #[test]
 fn compose_and_kubernetes_run_the_same_images() {
-    let compose = compose_file();
+    let compose = compose_file("docker-compose.yml");
     let vars = dotenv();
     let dev = variant(&Variant::plain("dev"));
     for (workload, binary) in platform_workloads(dev) {

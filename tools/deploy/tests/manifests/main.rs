@@ -1,10 +1,12 @@
 //! The deployments held against the code, without a cluster: every Kubernetes overlay
 //! (`deploy/k8s`) with every combination of components is rendered by `kubectl kustomize`,
 //! validated by `kubernetes-validate --strict` for two Kubernetes versions, and read back;
-//! `docker-compose.yml` is read the same way. A renamed setting, a moved port, a new call
-//! between services or an image the build does not produce fails here, not in production.
+//! `docker-compose.yml` (alone and with its overrides) is read the same way. A renamed setting, a
+//! moved port, a new call between services or an image the build does not produce fails here,
+//! not in production.
 
 mod compose;
+mod observability;
 mod pods;
 mod policies;
 mod rendering;
@@ -22,6 +24,10 @@ type Edges = BTreeSet<(String, String, i64)>;
 
 /// Addresses outside the namespace: `(caller, URL)`.
 type Outside = BTreeSet<(String, String)>;
+
+/// The standard variables `platform_telemetry` reads besides a service's own `PREFIX__...`
+/// settings (logs, and where spans are exported).
+const STANDARD_VARIABLES: [&str; 3] = ["RUST_LOG", "LOG_FORMAT", "OTEL_EXPORTER_OTLP_ENDPOINT"];
 
 /// Every variant, rendered once for the whole test binary.
 fn rendered() -> &'static [Rendered] {

@@ -36,8 +36,21 @@ fn every_container_has_probes_limits_and_runs_non_root_on_a_read_only_root() {
                 "{name}: {} has no RuntimeDefault seccomp profile",
                 workload.name
             );
-            assert_eq!(
-                pod["automountServiceAccountToken"], false,
+            // Only a pod whose account a RoleBinding grants something talks to the API server
+            // (Prometheus, which discovers the pods it scrapes).
+            let account = &pod["serviceAccountName"];
+            let granted = rendered.of_kind("RoleBinding").any(|binding| {
+                binding["subjects"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|subject| {
+                        subject["kind"] == "ServiceAccount" && subject["name"] == *account
+                    })
+            });
+            assert!(
+                pod["automountServiceAccountToken"] == false
+                    || (granted && pod["automountServiceAccountToken"] == true),
                 "{name}: {} mounts an API token it never uses",
                 workload.name
             );
@@ -219,6 +232,15 @@ fn the_canary_is_the_stable_order_service_but_for_its_track() {
         let mut labels = canary.labels.clone();
         labels.insert("track".to_owned(), "stable".to_owned());
         assert_eq!(labels, stable.labels, "the same labels but the track");
+        let annotations = |workload: &Workload<'_>| {
+            workload.object["spec"]["template"]["metadata"]["annotations"].clone()
+        };
+        assert_eq!(
+            annotations(&canary),
+            annotations(&stable),
+            "{}: the canary is scraped as the stable one",
+            variant_.name()
+        );
         assert_eq!(
             strip(&canary),
             strip(&stable),

@@ -9,10 +9,12 @@ use serde_json::Value;
 use crate::wiring::calls;
 use crate::{Edges, rendered};
 
-/// The calls the code makes inside the namespace, and the one the stores make themselves: a
-/// MongoDB replica-set member reaches its own advertised address.
+/// The calls the code makes inside the namespace, those the observability stack's configuration
+/// makes (scrapes included), and the one the stores make themselves: a MongoDB replica-set member
+/// reaches its own advertised address.
 fn expected(rendered: &Rendered) -> Edges {
     let (mut edges, _) = calls(rendered);
+    edges.extend(crate::observability::calls(rendered).0);
     if rendered.get("StatefulSet", "mongo").is_some() {
         edges.insert(("mongo".to_owned(), "mongo".to_owned(), 27017));
     }
@@ -180,6 +182,17 @@ fn every_network_policy_selects_pods_that_exist() {
             .collect();
         let exists =
             |selector: &BTreeMap<String, String>| labels.iter().any(|l| selects(selector, l));
+        // A peer may name pods another component brings (components/network-policies admits the
+        // Prometheus of components/observability): they exist with every component on.
+        let everything: Vec<BTreeMap<String, String>> =
+            crate::variant(&platform_deploy::Variant::full(rendered.variant.overlay))
+                .workloads()
+                .iter()
+                .map(|w| w.labels.clone())
+                .collect();
+        let exists_somewhere = |selector: &BTreeMap<String, String>| {
+            exists(selector) || everything.iter().any(|l| selects(selector, l))
+        };
         for policy in rendered.of_kind("NetworkPolicy") {
             let policy_name = text(&policy["metadata"]["name"]);
             let selector = string_map(&policy["spec"]["podSelector"]["matchLabels"]);
@@ -190,7 +203,7 @@ fn every_network_policy_selects_pods_that_exist() {
                         if peer["namespaceSelector"].is_null() && peer["ipBlock"].is_null() {
                             let selector = string_map(&peer["podSelector"]["matchLabels"]);
                             assert!(
-                                exists(&selector),
+                                exists_somewhere(&selector),
                                 "{name}: {policy_name} names pods that do not exist: {peer}"
                             );
                         }
@@ -289,9 +302,11 @@ fn the_mesh_admits_each_caller_by_its_identity_to_exactly_what_it_calls() {
             .into_iter()
             .map(|(_, binary)| binary)
             .collect();
+        // Prometheus scrapes the sidecar's merged metrics (:15020, the injector rewrites the
+        // prometheus.io annotations), which no AuthorizationPolicy governs: not the app's port.
         let wanted: BTreeSet<(String, String, i64)> = expected(rendered)
             .into_iter()
-            .filter(|(_, callee, _)| guarded.contains(callee))
+            .filter(|(caller, callee, _)| guarded.contains(callee) && caller != "prometheus")
             .map(|(caller, callee, port)| (accounts[&caller].clone(), callee, port))
             .chain(std::iter::once((
                 "*".to_owned(),
@@ -371,6 +386,28 @@ fn the_canary_split_routes_between_two_tracks_of_the_order_service() {
                 ports.contains(&destination["port"]["number"].as_i64().unwrap()),
                 "{name}"
             );
+        }
+    }
+}
+
+#[test]
+fn with_istio_prometheus_may_reach_the_merged_metrics_of_every_pod_it_scrapes() {
+    for rendered in rendered().iter().filter(|r| {
+        r.variant.has("istio")
+            && r.variant.has("network-policies")
+            && r.variant.has("observability")
+    }) {
+        let name = rendered.variant.name();
+        let prometheus = rendered.workload("prometheus").unwrap().labels;
+        for workload in rendered.workloads() {
+            let annotations = &workload.object["spec"]["template"]["metadata"]["annotations"];
+            if annotations["prometheus.io/scrape"] == "true" {
+                assert!(
+                    allowed(rendered, &prometheus, &workload.labels, 15020),
+                    "{name}: Prometheus cannot reach {}'s sidecar metrics (:15020)",
+                    workload.name
+                );
+            }
         }
     }
 }

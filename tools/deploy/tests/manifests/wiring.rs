@@ -9,7 +9,8 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{
-    Edges, Outside, platform_binaries, platform_workloads, rendered, service_entry, variant,
+    Edges, Outside, STANDARD_VARIABLES, platform_binaries, platform_workloads, rendered,
+    service_entry, variant,
 };
 
 /// The value a test gives a Secret the rendering does not hold (prod's, made by the operator).
@@ -50,8 +51,26 @@ fn common<S>(settings: &Settings<S>, http: u16, grpc: Option<u16>) -> Loaded {
     }
 }
 
+/// Where the process exports its spans, as `platform_telemetry` decides: the service's own
+/// `TELEMETRY__OTLP_ENDPOINT`, else `OTEL_EXPORTER_OTLP_ENDPOINT`; none when neither is set.
+fn otlp_endpoint(
+    settings: &platform_config::TelemetrySettings,
+    env: &[(String, String)],
+) -> Option<String> {
+    settings
+        .otlp_endpoint
+        .clone()
+        .or_else(|| {
+            env.iter()
+                .find(|(name, _)| name == "OTEL_EXPORTER_OTLP_ENDPOINT")
+                .map(|(_, value)| value.clone())
+        })
+        .filter(|endpoint| !endpoint.trim().is_empty())
+}
+
 /// Loads `binary`'s configuration with its own types from `env`, refusing variables it does
-/// not read. Signing keys are parsed where the rendering holds them.
+/// not read. Signing keys are parsed where the rendering holds them. What it connects to
+/// includes the collector its spans are exported to.
 pub fn load(binary: &str, env: &[(String, String)], keys_held: bool) -> anyhow::Result<Loaded> {
     let (_, prefix, http, grpc) = platform_binaries()
         .into_iter()
@@ -80,6 +99,9 @@ pub fn load(binary: &str, env: &[(String, String)], keys_held: bool) -> anyhow::
             let mut loaded = common(&s, http, grpc);
             loaded.connects.push(s.own.database.url.expose().to_owned());
             loaded
+                .connects
+                .extend(otlp_endpoint(&s.common.telemetry, env));
+            loaded
         }
         "order-service" => {
             let s = settings::<order_service::Config>(prefix, env)?;
@@ -90,11 +112,17 @@ pub fn load(binary: &str, env: &[(String, String)], keys_held: bool) -> anyhow::
                 downstream(&s.own.payment, "PAYMENT")?,
             ]);
             loaded
+                .connects
+                .extend(otlp_endpoint(&s.common.telemetry, env));
+            loaded
         }
         "payment-service" => {
             let s = settings::<payment_service::Config>(prefix, env)?;
             let mut loaded = common(&s, http, grpc);
             loaded.connects.push(s.own.database.url.expose().to_owned());
+            loaded
+                .connects
+                .extend(otlp_endpoint(&s.common.telemetry, env));
             loaded
         }
         "inventory-service" => {
@@ -105,6 +133,9 @@ pub fn load(binary: &str, env: &[(String, String)], keys_held: bool) -> anyhow::
                 s.own.redis.url.expose().to_owned(),
             ]);
             loaded
+                .connects
+                .extend(otlp_endpoint(&s.common.telemetry, env));
+            loaded
         }
         "notification-service" => {
             let s = settings::<notification_service::Config>(prefix, env)?;
@@ -114,6 +145,9 @@ pub fn load(binary: &str, env: &[(String, String)], keys_held: bool) -> anyhow::
                 downstream(&s.own.user, "USER")?,
                 s.own.smtp.url.expose().to_owned(),
             ]);
+            loaded
+                .connects
+                .extend(otlp_endpoint(&s.common.telemetry, env));
             loaded
         }
         "gateway" => {
@@ -129,6 +163,7 @@ pub fn load(binary: &str, env: &[(String, String)], keys_held: bool) -> anyhow::
                 config.redis.url.expose().to_owned(),
             ];
             connects.extend(config.upstream_urls().into_values());
+            connects.extend(otlp_endpoint(&config.telemetry, env));
             Loaded {
                 listens: vec![(config.http.host.clone(), config.http.port.unwrap_or(http))],
                 connects,
@@ -158,7 +193,7 @@ pub fn loaded(rendered: &Rendered) -> Vec<(String, String, anyhow::Result<Loaded
                     for (name, _) in &env {
                         anyhow::ensure!(
                             name.starts_with(&format!("{prefix}__"))
-                                || ["RUST_LOG", "LOG_FORMAT"].contains(&name.as_str()),
+                                || STANDARD_VARIABLES.contains(&name.as_str()),
                             "{name} is read by nobody"
                         );
                     }
