@@ -178,9 +178,8 @@ up() {
   esac
 }
 
-# promtool: PROMTOOL, else on PATH, else `scripts/infra.sh promtool` (Debian's package unpacked
-# under .local/, no server started), else Debian's package installed (as root), its daemon
-# stopped if the installation started it.
+# promtool: PROMTOOL, else what `scripts/infra.sh promtool` gives (one on PATH, else Debian's
+# package unpacked under .local/, with no server started).
 need_promtool() {
   if [[ -z ${PROMTOOL:-} ]]; then PROMTOOL=$("$ROOT/scripts/infra.sh" promtool); fi
 }
