@@ -226,8 +226,8 @@ impl Producer {
         }
     }
 
-    /// Runs a relay until the returned token is cancelled.
-    fn relay(&self) -> CancellationToken {
+    /// Runs a relay until it is stopped.
+    fn relay(&self) -> RunningRelay {
         let stop = CancellationToken::new();
         let relay = Relay::new(
             PgOutbox::new(self.pool.clone(), self.namespace.clone()),
@@ -237,8 +237,23 @@ impl Producer {
                 ..RelayConfig::default()
             },
         );
-        tokio::spawn(relay.run(stop.clone()));
-        stop
+        let task = tokio::spawn(relay.run(stop.clone()));
+        RunningRelay { stop, task }
+    }
+}
+
+/// A relay running in the background.
+struct RunningRelay {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningRelay {
+    /// Stops it and waits until it has: a round it was in (a claim racing a new event's
+    /// commit) is over, so nothing written afterwards is published by it.
+    async fn stop(self) {
+        self.stop.cancel();
+        self.task.await.unwrap();
     }
 }
 
@@ -271,7 +286,7 @@ async fn a_stream_is_not_settled_while_its_producer_has_events_to_publish() {
             .iter()
             .all(|message| events::event_type(message).as_deref() == Some("users.pinged"))
     );
-    relay.cancel();
+    relay.stop().await;
 
     // A later event unsettles the stream again until it is out too.
     producer.write(1).await;
