@@ -779,7 +779,7 @@ fn wiring(text: &str, service: &NewService) -> anyhow::Result<String> {
     let arm = format!(
         "{i}\"{binary}\" => {{\n\
          {i}    let s = settings::<{krate}::Config>(prefix, env)?;\n\
-         {i}    let mut loaded = common(&s, http, grpc);\n\
+         {i}    let mut loaded = common(&s, http, grpc, env);\n\
          {i}    loaded.connects.push({store_url}.expose().to_owned());\n\
          {i}    loaded\n\
          {i}}}\n",
@@ -1480,7 +1480,7 @@ mod tests {
         assert!(wiring.contains(
             "        \"courier-service\" => {\n            \
              let s = settings::<courier_service::Config>(prefix, env)?;\n            \
-             let mut loaded = common(&s, http, grpc);\n            \
+             let mut loaded = common(&s, http, grpc, env);\n            \
              loaded.connects.push(s.own.database.url.expose().to_owned());\n            \
              loaded\n        }\n        \"gateway\" => {\n"
         ));

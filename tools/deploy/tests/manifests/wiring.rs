@@ -39,16 +39,22 @@ fn settings<S: DeserializeOwned>(
     Ok(Settings::<S>::load_from(prefix, env.iter().cloned())?)
 }
 
-fn common<S>(settings: &Settings<S>, http: u16, grpc: Option<u16>) -> Loaded {
+/// What every service listens on and connects to: its ports, NATS, the JWKS, and the collector
+/// its spans are exported to (if any).
+fn common<S>(
+    settings: &Settings<S>,
+    http: u16,
+    grpc: Option<u16>,
+    env: &[(String, String)],
+) -> Loaded {
     let common = &settings.common;
     let mut listens = vec![(common.http.host.clone(), common.http.port.unwrap_or(http))];
     if let Some(grpc) = grpc {
         listens.push((common.grpc.host.clone(), common.grpc.port.unwrap_or(grpc)));
     }
-    Loaded {
-        listens,
-        connects: vec![common.nats.url.clone(), common.jwt.jwks_url.clone()],
-    }
+    let mut connects = vec![common.nats.url.clone(), common.jwt.jwks_url.clone()];
+    connects.extend(otlp_endpoint(&common.telemetry, env));
+    Loaded { listens, connects }
 }
 
 /// Where the process exports its spans, as `platform_telemetry` decides: the service's own
@@ -69,8 +75,7 @@ fn otlp_endpoint(
 }
 
 /// Loads `binary`'s configuration with its own types from `env`, refusing variables it does
-/// not read. Signing keys are parsed where the rendering holds them. What it connects to
-/// includes the collector its spans are exported to.
+/// not read. Signing keys are parsed where the rendering holds them.
 pub fn load(binary: &str, env: &[(String, String)], keys_held: bool) -> anyhow::Result<Loaded> {
     let (_, prefix, http, grpc) = platform_binaries()
         .into_iter()
@@ -96,58 +101,43 @@ pub fn load(binary: &str, env: &[(String, String)], keys_held: bool) -> anyhow::
                 );
             }
             anyhow::ensure!(s.own.bootstrap_admin.is_some(), "no first administrator");
-            let mut loaded = common(&s, http, grpc);
+            let mut loaded = common(&s, http, grpc, env);
             loaded.connects.push(s.own.database.url.expose().to_owned());
-            loaded
-                .connects
-                .extend(otlp_endpoint(&s.common.telemetry, env));
             loaded
         }
         "order-service" => {
             let s = settings::<order_service::Config>(prefix, env)?;
-            let mut loaded = common(&s, http, grpc);
+            let mut loaded = common(&s, http, grpc, env);
             loaded.connects.extend([
                 s.own.database.url.expose().to_owned(),
                 downstream(&s.own.inventory, "INVENTORY")?,
                 downstream(&s.own.payment, "PAYMENT")?,
             ]);
             loaded
-                .connects
-                .extend(otlp_endpoint(&s.common.telemetry, env));
-            loaded
         }
         "payment-service" => {
             let s = settings::<payment_service::Config>(prefix, env)?;
-            let mut loaded = common(&s, http, grpc);
+            let mut loaded = common(&s, http, grpc, env);
             loaded.connects.push(s.own.database.url.expose().to_owned());
-            loaded
-                .connects
-                .extend(otlp_endpoint(&s.common.telemetry, env));
             loaded
         }
         "inventory-service" => {
             let s = settings::<inventory_service::Config>(prefix, env)?;
-            let mut loaded = common(&s, http, grpc);
+            let mut loaded = common(&s, http, grpc, env);
             loaded.connects.extend([
                 s.own.mongo.url.expose().to_owned(),
                 s.own.redis.url.expose().to_owned(),
             ]);
             loaded
-                .connects
-                .extend(otlp_endpoint(&s.common.telemetry, env));
-            loaded
         }
         "notification-service" => {
             let s = settings::<notification_service::Config>(prefix, env)?;
-            let mut loaded = common(&s, http, grpc);
+            let mut loaded = common(&s, http, grpc, env);
             loaded.connects.extend([
                 s.own.database.url.expose().to_owned(),
                 downstream(&s.own.user, "USER")?,
                 s.own.smtp.url.expose().to_owned(),
             ]);
-            loaded
-                .connects
-                .extend(otlp_endpoint(&s.common.telemetry, env));
             loaded
         }
         "gateway" => {
