@@ -90,6 +90,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 log "every test of the generated workspace but the infrastructure faults"
 eval "$("$ROOT/scripts/infra.sh" env)"
+PROMTOOL=$("$ROOT/scripts/infra.sh" promtool)
+export PROMTOOL
 export KUBERNETES_VALIDATE=$ROOT/.local/venv/bin/kubernetes-validate
 # The faults tests (stores and broker restarted, a partition, 500 orders: about 5 minutes)
 # exercise the same service code as the original's run of them in `make test-native`; the

@@ -31,6 +31,10 @@ const NETWORK_POLICIES: &str = "deploy/k8s/components/network-policies/platform.
 const AUTHORIZATION: &str = "deploy/k8s/components/istio/authorization.yaml";
 const DEPLOY_MANIFEST: &str = "tools/deploy/Cargo.toml";
 const WIRING: &str = "tools/deploy/tests/manifests/wiring.rs";
+const PROMETHEUS: &str = "deploy/observability/prometheus.yml";
+const OBSERVABILITY: &str = "deploy/k8s/components/observability/kustomization.yaml";
+const SCRAPER_POLICY: &str = "deploy/k8s/components/observability/network-policies.yaml";
+const TELEMETRY_POLICY: &str = "deploy/k8s/components/network-policies/telemetry.yaml";
 
 /// The gateway's binary, compose service and workload: the new service goes before it.
 const GATEWAY: &str = "gateway";
@@ -73,7 +77,97 @@ pub fn plan(edits: &mut Edits, service: &NewService) -> anyhow::Result<()> {
     edits.edit(AUTHORIZATION, |text| authorization(text, service, &jwks))?;
     edits.edit(DEPLOY_MANIFEST, |text| deploy_manifest(text, service))?;
     edits.edit(WIRING, |text| wiring(text, service))?;
+    edits.edit(PROMETHEUS, |text| prometheus(text, service))?;
+    edits.edit(OBSERVABILITY, |text| observability(text, service))?;
+    edits.edit(SCRAPER_POLICY, |text| scraped_port(text, service))?;
+    edits.edit(TELEMETRY_POLICY, |text| scraped_port(text, service))?;
     Ok(())
+}
+
+/// The service's HTTP port among those Prometheus may scrape the services on: the first list
+/// that holds the sidecar's metrics port (the services' list, before the gateway's).
+fn scraped_port(text: &str, service: &NewService) -> anyhow::Result<String> {
+    let anchor = "{protocol: TCP, port: 15020}";
+    let sidecar = line_containing(text, anchor)
+        .with_context(|| format!("`{anchor}` is not there to insert the service's port before"))?;
+    let i = " ".repeat(indentation(&text[sidecar.clone()]));
+    Ok(insert_all(
+        text,
+        vec![(
+            sidecar.start,
+            format!("{i}- {{protocol: TCP, port: {}}}\n", service.http_port),
+        )],
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Observability: compose's Prometheus scrapes it; Kubernetes's finds its pods by annotation
+// and gives it the collector's address.
+
+/// A scrape job for the service, after the notification service's.
+fn prometheus(text: &str, service: &NewService) -> anyhow::Result<String> {
+    let anchor = "  - job_name: nats";
+    let nats = line_containing(text, anchor)
+        .with_context(|| format!("`{anchor}` is not there to insert the service's job before"))?;
+    // Before the comment that introduces NATS's job, if there is one.
+    let mut at = nats.start;
+    while let Some(previous) = text[..at].strip_suffix('\n').map(|before| {
+        let start = before.rfind('\n').map_or(0, |i| i + 1);
+        start..at
+    }) {
+        if text[previous.clone()].trim_start().starts_with('#') {
+            at = previous.start;
+        } else {
+            break;
+        }
+    }
+    let job = format!(
+        "  - job_name: {binary}\n    static_configs:\n      - targets: [\"{binary}:{port}\"]\n",
+        binary = service.binary,
+        port = service.http_port,
+    );
+    Ok(insert_all(text, vec![(at, job)]))
+}
+
+/// The collector's address in the service's ConfigMap and the scrape annotations on its pods,
+/// each after the gateway's.
+fn observability(text: &str, service: &NewService) -> anyhow::Result<String> {
+    let binary = &service.binary;
+    let literal = "  - name: gateway\n";
+    let config = text
+        .find(literal)
+        .with_context(|| format!("`{}` is not there to insert after", literal.trim()))?;
+    let config_end = text[config + literal.len()..]
+        .find("  - name: ")
+        .map_or(text.len(), |i| config + literal.len() + i);
+    let patch = "  - target: {kind: Deployment, labelSelector: app.kubernetes.io/name=gateway}\n";
+    let annotations = text
+        .find(patch)
+        .with_context(|| format!("`{}` is not there to insert after", patch.trim()))?;
+    let annotations_end = text[annotations + patch.len()..]
+        .find("  - target: ")
+        .map_or(text.len(), |i| annotations + patch.len() + i);
+    Ok(insert_all(
+        text,
+        vec![
+            (
+                config_end,
+                format!(
+                    "  - name: {binary}\n    behavior: merge\n    \
+                     literals: [OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector:4317]\n"
+                ),
+            ),
+            (
+                annotations_end,
+                format!(
+                    "  - target: {{kind: Deployment, labelSelector: app.kubernetes.io/name={binary}}}\n    \
+                     patch: |-\n      - op: add\n        path: /spec/template/metadata/annotations\n        \
+                     value: {{prometheus.io/scrape: \"true\", prometheus.io/port: \"{port}\", prometheus.io/path: /metrics}}\n",
+                    port = service.http_port,
+                ),
+            ),
+        ],
+    ))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1180,7 +1274,7 @@ mod tests {
         lost
     }
 
-    const EDITED: [&str; 17] = [
+    const EDITED: [&str; 21] = [
         ".env",
         "Dockerfile",
         "deploy/k8s/base/config/gateway.env",
@@ -1198,6 +1292,10 @@ mod tests {
         "scripts/compose.sh",
         "tools/deploy/Cargo.toml",
         "tools/deploy/tests/manifests/wiring.rs",
+        "deploy/observability/prometheus.yml",
+        "deploy/k8s/components/observability/kustomization.yaml",
+        "deploy/k8s/components/observability/network-policies.yaml",
+        "deploy/k8s/components/network-policies/telemetry.yaml",
     ];
 
     #[test]
@@ -1484,6 +1582,57 @@ mod tests {
              loaded.connects.push(s.own.database.url.expose().to_owned());\n            \
              loaded\n        }\n        \"gateway\" => {\n"
         ));
+
+        // Observability: compose's Prometheus scrapes it, Kubernetes's finds its pods.
+        let prometheus = &yaml(edits.pending(PROMETHEUS).unwrap())[0];
+        let jobs: Vec<(&str, &str)> = prometheus["scrape_configs"]
+            .as_vec()
+            .unwrap()
+            .iter()
+            .map(|job| {
+                (
+                    job["job_name"].as_str().unwrap(),
+                    job["static_configs"][0]["targets"][0].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert!(
+            jobs.contains(&("courier-service", "courier-service:8186")),
+            "{jobs:?}"
+        );
+        assert_eq!(jobs.last().map(|job| job.0), Some("prometheus"));
+        let component = &yaml(edits.pending(OBSERVABILITY).unwrap())[0];
+        assert!(
+            component["configMapGenerator"]
+                .as_vec()
+                .unwrap()
+                .iter()
+                .any(|config| config["name"].as_str() == Some("courier-service")
+                    && config["literals"][0].as_str()
+                        == Some("OTEL_EXPORTER_OTLP_ENDPOINT=http://otel-collector:4317"))
+        );
+        let patches = component["patches"].as_vec().unwrap();
+        let patch = patches
+            .iter()
+            .find(|patch| {
+                patch["target"]["labelSelector"].as_str()
+                    == Some("app.kubernetes.io/name=courier-service")
+            })
+            .expect("a scrape patch for the service");
+        assert!(
+            patch["patch"]
+                .as_str()
+                .unwrap()
+                .contains("prometheus.io/port: \"8186\"")
+        );
+        for policy in [SCRAPER_POLICY, TELEMETRY_POLICY] {
+            assert!(
+                edits.pending(policy).unwrap().contains(
+                    "        - {protocol: TCP, port: 8186}\n        - {protocol: TCP, port: 15020}\n"
+                ),
+                "{policy}"
+            );
+        }
     }
 
     #[test]
