@@ -21,6 +21,9 @@ impl Service {
     /// The edge.
     pub const GATEWAY: Service = Service("gateway");
 
+    /// The web shop, a client of the gateway.
+    pub const STOREFRONT: Service = Service("storefront");
+
     /// The service named `name` in `services.toml`, or the gateway.
     ///
     /// # Panics
@@ -30,17 +33,32 @@ impl Service {
             .unwrap_or_else(|error: String| panic!("{error}"))
     }
 
-    /// Every process, in start order: the registry's services, then the gateway.
+    /// Every process, in start order: the registry's services, then the gateway, then the
+    /// storefront.
     pub fn all() -> impl DoubleEndedIterator<Item = Service> {
         platform_registry::services()
             .iter()
             .map(|entry| Service(entry.name.as_str()))
-            .chain([Self::GATEWAY])
+            .chain([Self::GATEWAY, Self::STOREFRONT])
     }
 
-    /// Every service (not the gateway), in registry order.
+    /// Every service (not the gateway or the storefront), in registry order.
     pub fn services() -> impl Iterator<Item = Service> {
-        Self::all().filter(|service| *service != Self::GATEWAY)
+        Self::all().filter(|service| !service.is_edge())
+    }
+
+    /// Whether it is the gateway or the storefront (the processes of the edge).
+    pub fn is_edge(self) -> bool {
+        self == Self::GATEWAY || self == Self::STOREFRONT
+    }
+
+    /// The gateway's or the storefront's registry entry.
+    fn edge_entry(self) -> &'static platform_registry::EdgeEntry {
+        if self == Self::STOREFRONT {
+            platform_registry::storefront()
+        } else {
+            platform_registry::gateway()
+        }
     }
 
     /// The name used on the command line and in logs.
@@ -48,7 +66,7 @@ impl Service {
         self.0
     }
 
-    /// Its registry entry (`None` for the gateway).
+    /// Its registry entry (`None` for the gateway and the storefront).
     pub fn entry(self) -> Option<&'static platform_registry::ServiceEntry> {
         platform_registry::find(self.0).filter(|entry| entry.name == self.0)
     }
@@ -56,7 +74,7 @@ impl Service {
     /// Its binary, which the launcher runs.
     pub fn binary(self) -> &'static str {
         self.entry()
-            .map_or(platform_registry::gateway().binary.as_str(), |entry| {
+            .map_or(self.edge_entry().binary.as_str(), |entry| {
                 entry.binary.as_str()
             })
     }
@@ -64,7 +82,7 @@ impl Service {
     /// The prefix of its configuration variables.
     pub fn env_prefix(self) -> &'static str {
         self.entry()
-            .map_or(platform_registry::gateway().env_prefix.as_str(), |entry| {
+            .map_or(self.edge_entry().env_prefix.as_str(), |entry| {
                 entry.env_prefix.as_str()
             })
     }
@@ -92,8 +110,10 @@ impl FromStr for Service {
 /// Where each process listens.
 #[derive(Clone, Debug)]
 pub struct Ports {
-    /// The gateway (the only public port).
+    /// The gateway (the public API).
     pub gateway: u16,
+    /// The storefront (the web shop).
+    pub storefront: u16,
     /// Services' HTTP APIs.
     pub http: BTreeMap<Service, u16>,
     /// Services' gRPC APIs (those with a `grpc_port` in `services.toml`).
@@ -105,6 +125,7 @@ impl Ports {
     pub fn standard() -> Self {
         Self {
             gateway: platform_registry::gateway().http_port,
+            storefront: platform_registry::storefront().http_port,
             http: Service::services()
                 .filter_map(|service| Some((service, service.entry()?.http_port)))
                 .collect(),
@@ -123,6 +144,7 @@ impl Ports {
         let standard = Self::standard();
         Ok(Self {
             gateway: free()?,
+            storefront: free()?,
             http: standard
                 .http
                 .keys()
@@ -140,6 +162,8 @@ impl Ports {
     pub fn http(&self, service: Service) -> u16 {
         if service == Service::GATEWAY {
             self.gateway
+        } else if service == Service::STOREFRONT {
+            self.storefront
         } else {
             self.http[&service]
         }
@@ -272,7 +296,7 @@ impl PlatformConfig {
                     local(ports.grpc[&callee]),
                 );
             }
-        } else {
+        } else if service == Service::GATEWAY {
             set("JWT__JWKS_URL", jwks);
         }
         // What only one process needs: its secrets, its demo data, its mail server.
@@ -299,6 +323,11 @@ impl PlatformConfig {
                 }
                 set("REDIS__URL", self.infra.redis.clone());
                 set("RATE_LIMIT__KEY_PREFIX", self.database("gateway"));
+            }
+            "storefront" => {
+                set("GATEWAY__URL", local(ports.gateway));
+                set("REDIS__URL", self.infra.redis.clone());
+                set("SESSION__KEY_PREFIX", self.database("storefront"));
             }
             _ => {}
         }
@@ -520,7 +549,7 @@ impl Platform {
         self.wait_ready(service, Duration::from_secs(120)).await
     }
 
-    /// Stops every process gracefully, the gateway first.
+    /// Stops every process gracefully, the edge first.
     pub async fn shutdown(mut self) -> anyhow::Result<()> {
         for service in Service::all().rev() {
             if let Some(mut child) = self.children.remove(&service) {

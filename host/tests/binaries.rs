@@ -17,10 +17,14 @@ fn every_binary_names_a_variable_no_setting_reads() {
         let binary = dir.join(service.binary());
         let prefix = service.env_prefix();
         // Each service stops at once without its store, named where the misspelt variable
-        // meant to set it; the gateway, without its route table.
+        // meant to set it; the storefront, without its session store; the gateway, without its
+        // route table.
         let (misspelt, read, value) = if service.entry().is_some() {
             let read = format!("{prefix}__HTTP__PORT");
             (format!("{prefix}__DATABSE__URL"), read, "8000")
+        } else if service == Service::STOREFRONT {
+            let read = format!("{prefix}__REDIS__URL");
+            (format!("{prefix}__HTPP__PORT"), read, "redis://127.0.0.1:1")
         } else {
             let read = format!("{prefix}__ROUTES__FILE");
             (

@@ -109,6 +109,10 @@ async fn run() -> anyhow::Result<()> {
     let platform = Platform::start(config).await?;
     let gateway = platform.gateway_url();
     println!();
+    println!(
+        "  storefront     {}",
+        platform.url(platform_host::launcher::Service::STOREFRONT)
+    );
     println!("  gateway        {gateway}");
     println!("  API docs       {gateway}/docs");
     println!("  captured mail  {mail_api}/messages");

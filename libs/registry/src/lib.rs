@@ -73,24 +73,30 @@ impl ServiceEntry {
     }
 }
 
-/// The gateway.
+/// A process at the edge, in front of the services: the gateway (the public API) or the
+/// storefront (the web shop, a client of the gateway).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GatewayEntry {
+pub struct EdgeEntry {
     /// Its crate and binary.
     pub binary: String,
     /// The prefix of its configuration variables.
     pub env_prefix: String,
-    /// Default HTTP port (the platform's only public one).
+    /// Default HTTP port (public).
     pub http_port: u16,
 }
+
+/// The gateway's entry.
+pub type GatewayEntry = EdgeEntry;
 
 /// The whole registry.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Registry {
     /// The gateway.
-    pub gateway: GatewayEntry,
+    pub gateway: EdgeEntry,
+    /// The storefront: the web shop, which calls the platform only through the gateway.
+    pub storefront: EdgeEntry,
     /// The services, in start order (a service's callees come before it where it matters
     /// only for readiness: every service waits for its dependencies on its own).
     #[serde(rename = "service")]
@@ -106,7 +112,7 @@ impl Registry {
     }
 
     fn check(&self) -> Result<(), String> {
-        let mut ports = vec![self.gateway.http_port];
+        let mut ports = vec![self.gateway.http_port, self.storefront.http_port];
         let mut names: Vec<&str> = Vec::new();
         for service in &self.services {
             let name = service.name.as_str();
@@ -179,6 +185,11 @@ pub fn gateway() -> &'static GatewayEntry {
     &REGISTRY.gateway
 }
 
+/// The storefront's entry.
+pub fn storefront() -> &'static EdgeEntry {
+    &REGISTRY.storefront
+}
+
 /// The service named `name` (its short name or its binary).
 ///
 /// # Panics
@@ -232,6 +243,7 @@ impl Registry {
             "| service | HTTP | gRPC |".to_owned(),
             "|---|---|---|".to_owned(),
             format!("| gateway | {} | — |", self.gateway.http_port),
+            format!("| storefront | {} | — |", self.storefront.http_port),
         ];
         for service in &self.services {
             let grpc = service
@@ -337,12 +349,13 @@ mod tests {
     }
 
     #[test]
-    fn the_ports_table_lists_the_gateway_then_every_service() {
+    fn the_ports_table_lists_the_edge_then_every_service() {
         let table = ports_table();
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines[2], "| gateway | 8080 | — |");
-        assert_eq!(lines[3], "| user | 8081 | 9081 |");
-        assert_eq!(lines[4], "| order | 8082 | — |");
-        assert_eq!(lines.len(), 2 + 1 + services().len());
+        assert_eq!(lines[3], "| storefront | 8000 | — |");
+        assert_eq!(lines[4], "| user | 8081 | 9081 |");
+        assert_eq!(lines[5], "| order | 8082 | — |");
+        assert_eq!(lines.len(), 2 + 2 + services().len());
     }
 }

@@ -122,7 +122,8 @@ impl NewService {
              add a gRPC API by hand (docs/adding-a-service.md, the payment service shows how)"
         );
         let (emits, consumes, domain) = events(answers, &registry)?;
-        let taken: Vec<u16> = std::iter::once(registry.gateway.http_port)
+        let taken: Vec<u16> = [registry.gateway.http_port, registry.storefront.http_port]
+            .into_iter()
             .chain(
                 registry
                     .services
