@@ -18,7 +18,7 @@ use tokio::sync::{Mutex, OwnedMutexGuard};
 use uuid::Uuid;
 
 use crate::gateway::{Caller, Gateway, GatewayError, Product};
-use crate::session::{Customer, MAX_QUANTITY, Session, Sessions, cookie_value};
+use crate::session::{Customer, MAX_QUANTITY, REFRESH_LOCK, Session, Sessions, cookie_value};
 use crate::views::{self, Views};
 
 /// Products per catalogue page.
@@ -219,7 +219,7 @@ pub async fn with_session(
     if let Some(error) = response.extensions_mut().remove::<PageError>() {
         response = shop.error_page(&mut session, &error);
     }
-    if let Err(error) = shop.sessions.save(&session).await {
+    if let Err(error) = shop.sessions.save(&mut session).await {
         tracing::error!(%error, "the session could not be saved");
     } else if session.is_new
         && let Ok(cookie) = HeaderValue::from_str(&shop.sessions.cookie(&session))
@@ -370,31 +370,58 @@ impl Shop {
         if customer.access_expires_at - now() > REFRESH_MARGIN_SECS {
             return Ok(visit.caller(Some(customer.access_token)));
         }
-        match self
+        if !self.sessions.lock_refresh(session).await? {
+            // Another request of this visitor is refreshing: its tokens, once stored, are ours.
+            let deadline = Instant::now() + REFRESH_LOCK;
+            while Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                let stored = self.sessions.stored_customer(session).await?;
+                match stored {
+                    Some(fresh) if fresh.access_expires_at > customer.access_expires_at => {
+                        let token = fresh.access_token.clone();
+                        session.data.customer = Some(fresh);
+                        return Ok(visit.caller(Some(token)));
+                    }
+                    Some(_) => {}
+                    None => return Err(Self::session_ended(session, next)),
+                }
+            }
+            return Err(PageError::Unavailable(
+                "signing you in again took too long; try again in a moment".to_owned(),
+            ));
+        }
+        let refreshed = self
             .gateway
             .refresh(&visit.caller(None), &customer.refresh_token)
-            .await
-        {
+            .await;
+        let outcome = match refreshed {
             Ok(tokens) => {
-                let data = session.data_mut();
-                if let Some(customer) = data.customer.as_mut() {
-                    customer.access_token.clone_from(&tokens.access_token);
-                    customer.access_expires_at = now() + tokens.expires_in as i64;
-                    customer.refresh_token = tokens.refresh_token;
+                session.set_customer(Some(Customer {
+                    access_token: tokens.access_token.clone(),
+                    access_expires_at: now() + tokens.expires_in as i64,
+                    refresh_token: tokens.refresh_token,
+                    ..customer
+                }));
+                // Stored at once, for the requests waiting on it.
+                match self.sessions.save(session).await {
+                    Ok(()) => Ok(visit.caller(Some(tokens.access_token))),
+                    Err(error) => Err(error.into()),
                 }
-                Ok(visit.caller(Some(tokens.access_token)))
             }
             Err(error @ GatewayError::Unavailable(_)) => {
                 Err(PageError::Unavailable(error.detail()))
             }
             Err(_) => Err(Self::session_ended(session, next)),
+        };
+        if let Err(error) = self.sessions.unlock_refresh(session).await {
+            tracing::warn!(%error, "the refresh lock could not be released (it expires)");
         }
+        outcome
     }
 
     fn session_ended(session: &mut Session, next: &str) -> PageError {
-        let data = session.data_mut();
-        data.customer = None;
-        data.flash(
+        session.set_customer(None);
+        session.data_mut().flash(
             "error",
             "Your session has ended. Sign in again to continue.",
         );
@@ -447,6 +474,12 @@ impl Shop {
         let categories: Vec<String> = found.into_iter().collect();
         *cached = Some((Instant::now(), categories.clone()));
         categories
+    }
+}
+
+impl From<redis::RedisError> for PageError {
+    fn from(error: redis::RedisError) -> Self {
+        Self::Unavailable(format!("the session store failed: {error}"))
     }
 }
 
@@ -939,18 +972,15 @@ async fn sign_in(
         Ok(me) => me,
         Err(error) => return Err(Shop::failed(session, &error, "/login")),
     };
-    shop.sessions
-        .renew(session)
-        .await
-        .map_err(|error| PageError::Unavailable(format!("the session store failed: {error}")))?;
-    session.data_mut().customer = Some(Customer {
+    shop.sessions.renew(session).await?;
+    session.set_customer(Some(Customer {
         email: me.email,
         display_name: me.display_name,
         admin: me.roles.iter().any(|role| role == "admin"),
         access_token: tokens.access_token,
         access_expires_at: now() + tokens.expires_in as i64,
         refresh_token: tokens.refresh_token,
-    });
+    }));
     tracing::info!(user_id = %me.id, "signed in");
     Ok(Ok(()))
 }
@@ -1028,7 +1058,9 @@ pub async fn logout(
     let fields = Fields::parse(form);
     let mut session = visit.session().await;
     fields.check_csrf(&session)?;
-    if let Some(customer) = session.data_mut().customer.take()
+    let customer = session.data.customer.clone();
+    session.set_customer(None);
+    if let Some(customer) = customer
         && let Err(error) = shop
             .gateway
             .logout(&visit.caller(None), &customer.refresh_token)
@@ -1036,10 +1068,7 @@ pub async fn logout(
     {
         tracing::warn!(%error, "the refresh token could not be revoked");
     }
-    shop.sessions
-        .renew(&mut session)
-        .await
-        .map_err(|error| PageError::Unavailable(format!("the session store failed: {error}")))?;
+    shop.sessions.renew(&mut session).await?;
     let data = session.data_mut();
     data.cart.clear();
     data.flash("info", "Signed out.");

@@ -5,6 +5,12 @@
 //! (and when the access token expires, so it is refreshed before it does), and the messages
 //! ("flash") shown once on the next page. It is written back only when it changed, and lives
 //! `ttl` after its last write.
+//!
+//! The customer (who, and their tokens) is kept under a key of its own, written only when
+//! someone signs in or out or the tokens are refreshed: a request that changes the cart while
+//! another refreshes the tokens does not write the old tokens back (refresh tokens rotate, and
+//! an old one presented again ends every session of the account). One request at a time
+//! refreshes a session's tokens ([`Sessions::lock_refresh`]); the others wait for its result.
 
 use std::time::Duration;
 
@@ -23,6 +29,9 @@ pub const MAX_CART_LINES: usize = 50;
 
 /// Most units of one product in a cart.
 pub const MAX_QUANTITY: i64 = 99;
+
+/// How long one request may hold the right to refresh a session's tokens.
+pub const REFRESH_LOCK: Duration = Duration::from_secs(5);
 
 /// A signed-in customer.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -64,8 +73,8 @@ pub struct CartLine {
 pub struct SessionData {
     /// The token every form of this session carries.
     pub csrf: String,
-    /// Signed in as.
-    #[serde(default)]
+    /// Signed in as (stored under its own key).
+    #[serde(skip)]
     pub customer: Option<Customer>,
     /// The cart.
     #[serde(default)]
@@ -145,6 +154,8 @@ pub struct Session {
     pub is_new: bool,
     /// Changed: it must be written back.
     pub dirty: bool,
+    /// The customer changed: it must be written back.
+    pub customer_dirty: bool,
 }
 
 impl Session {
@@ -152,6 +163,12 @@ impl Session {
     pub fn data_mut(&mut self) -> &mut SessionData {
         self.dirty = true;
         &mut self.data
+    }
+
+    /// Signs a customer in or (with `None`) out.
+    pub fn set_customer(&mut self, customer: Option<Customer>) {
+        self.data.customer = customer;
+        self.customer_dirty = true;
     }
 
     /// Takes the messages for this page.
@@ -202,17 +219,26 @@ impl Sessions {
         format!("{}:session:{id}", self.prefix)
     }
 
+    fn customer_key(&self, id: &str) -> String {
+        format!("{}:session:{id}:customer", self.prefix)
+    }
+
     /// The session the cookie names, or a new one when there is none (or it expired).
     pub async fn load(&self, cookie: Option<&str>) -> redis::RedisResult<Session> {
         if let Some(id) = cookie.filter(|id| well_formed(id)) {
             let mut redis = self.redis.clone();
-            let stored: Option<String> = redis.get(self.key(id)).await?;
-            if let Some(data) = stored.and_then(|json| serde_json::from_str(&json).ok()) {
+            let (stored, customer): (Option<String>, Option<String>) =
+                redis.mget(&[self.key(id), self.customer_key(id)]).await?;
+            if let Some(mut data) =
+                stored.and_then(|json| serde_json::from_str::<SessionData>(&json).ok())
+            {
+                data.customer = customer.and_then(|json| serde_json::from_str(&json).ok());
                 return Ok(Session {
                     id: id.to_owned(),
                     data,
                     is_new: false,
                     dirty: false,
+                    customer_dirty: false,
                 });
             }
         }
@@ -221,31 +247,86 @@ impl Sessions {
             data: SessionData::fresh(),
             is_new: true,
             dirty: true,
+            customer_dirty: false,
         })
     }
 
-    /// Writes the session back if it changed.
-    pub async fn save(&self, session: &Session) -> redis::RedisResult<()> {
-        if !session.dirty {
+    /// The customer stored now (what another request may have refreshed since this one
+    /// loaded the session).
+    pub async fn stored_customer(&self, session: &Session) -> redis::RedisResult<Option<Customer>> {
+        let mut redis = self.redis.clone();
+        let json: Option<String> = redis.get(self.customer_key(&session.id)).await?;
+        Ok(json.and_then(|json| serde_json::from_str(&json).ok()))
+    }
+
+    /// Writes back what changed. Writing the session keeps the customer's key alive as long.
+    pub async fn save(&self, session: &mut Session) -> redis::RedisResult<()> {
+        if !session.dirty && !session.customer_dirty {
             return Ok(());
         }
-        let json = serde_json::to_string(&session.data).expect("session data serialises");
+        let ttl = self.ttl.as_secs().max(1);
+        let customer_key = self.customer_key(&session.id);
+        let mut pipe = redis::pipe();
+        if session.customer_dirty {
+            match &session.data.customer {
+                Some(customer) => {
+                    let json = serde_json::to_string(customer).expect("a customer serialises");
+                    pipe.set_ex(&customer_key, json, ttl).ignore();
+                }
+                None => {
+                    pipe.del(&customer_key).ignore();
+                }
+            }
+        }
+        if session.dirty {
+            let json = serde_json::to_string(&session.data).expect("session data serialises");
+            pipe.set_ex(self.key(&session.id), json, ttl).ignore();
+            pipe.expire(&customer_key, ttl as i64).ignore();
+        }
         let mut redis = self.redis.clone();
-        redis
-            .set_ex::<_, _, ()>(self.key(&session.id), json, self.ttl.as_secs().max(1))
-            .await
+        pipe.query_async::<()>(&mut redis).await?;
+        session.dirty = false;
+        session.customer_dirty = false;
+        Ok(())
     }
 
     /// Ends a session: its data goes, and the visitor gets a new one (sign-in and sign-out
-    /// change the id, so a session id seen before cannot ride on a new sign-in).
+    /// change the id, so a session id seen before cannot ride on a new sign-in). What the
+    /// session holds moves to the new id.
     pub async fn renew(&self, session: &mut Session) -> redis::RedisResult<()> {
         let mut redis = self.redis.clone();
-        redis.del::<_, ()>(self.key(&session.id)).await?;
+        redis
+            .del::<_, ()>(&[self.key(&session.id), self.customer_key(&session.id)])
+            .await?;
         session.id = random_token();
         session.data.csrf = random_token();
         session.is_new = true;
         session.dirty = true;
+        session.customer_dirty = true;
         Ok(())
+    }
+
+    /// Takes the right to refresh this session's tokens for a few seconds: false when another
+    /// request holds it.
+    pub async fn lock_refresh(&self, session: &Session) -> redis::RedisResult<bool> {
+        let mut redis = self.redis.clone();
+        let taken: Option<String> = redis::cmd("SET")
+            .arg(format!("{}:session:{}:refreshing", self.prefix, session.id))
+            .arg(1)
+            .arg("NX")
+            .arg("PX")
+            .arg(REFRESH_LOCK.as_millis() as u64)
+            .query_async(&mut redis)
+            .await?;
+        Ok(taken.is_some())
+    }
+
+    /// Gives the right back.
+    pub async fn unlock_refresh(&self, session: &Session) -> redis::RedisResult<()> {
+        let mut redis = self.redis.clone();
+        redis
+            .del::<_, ()>(format!("{}:session:{}:refreshing", self.prefix, session.id))
+            .await
     }
 
     /// The `Set-Cookie` value for a session.
@@ -338,6 +419,7 @@ mod tests {
             data: SessionData::fresh(),
             is_new: true,
             dirty: true,
+            customer_dirty: false,
         };
         let token = session.data.csrf.clone();
         assert!(session.csrf_matches(&token));
