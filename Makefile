@@ -44,6 +44,7 @@ test: test-native test-compose template-check ## Every test: the workspace again
 test-native: infra-up ## Start the local infrastructure and run every test in the workspace.
 	eval "$$($(INFRA) env)"
 	export PROMTOOL="$$($(INFRA) promtool)"
+	export CHROMEDRIVER="$$($(INFRA) chromium)"
 	if cargo nextest --version >/dev/null 2>&1; then
 	  cargo nextest run --workspace --no-fail-fast
 	else
@@ -73,7 +74,7 @@ up-observability: ## `make up` plus Prometheus, Grafana, Jaeger and the OpenTele
 down: ## Stop the compose stack (data kept; `scripts/compose.sh down -v` deletes it).
 	scripts/compose.sh down
 
-images: ## Build the six service images (platform/<service>:0.1.0) and print their sizes.
+images: ## Build the seven images (the services, the gateway, the storefront: platform/<binary>:0.1.0) and print their sizes.
 	scripts/compose.sh images
 
 standins: ## Build local stand-ins for the third-party images (no registry needed).

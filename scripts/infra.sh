@@ -14,6 +14,8 @@
 #   scripts/infra.sh venv            only the Python tools (kubernetes-validate, ...)
 #   scripts/infra.sh promtool        print the path of promtool (Prometheus's rule and config
 #                                    checker), unpacking Debian's package under .local/ if needed
+#   scripts/infra.sh chromium        print the path of chromedriver, installing Debian's chromium
+#                                    and chromium-driver if missing (the storefront's browser tests)
 #
 # Everything lives under <repo>/.local/. Only `env`, `status` and the final env
 # of `up` write to stdout; all progress goes to stderr.
@@ -93,6 +95,18 @@ promtool_path() {
     [[ -x $bin ]] || die "promtool missing from Debian's prometheus package"
   fi
   echo "$bin"
+}
+
+# Chromium and its WebDriver server, from Debian's chromium and chromium-driver packages (the
+# two must be the same version: installing the driver upgrades the browser with it). The
+# storefront's browser tests run chromedriver from $CHROMEDRIVER. One on PATH wins.
+chromedriver_path() {
+  local missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v chromedriver >/dev/null || missing+=(chromium-driver)
+  if ((${#missing[@]} > 0)); then apt_install "${missing[@]}"; fi
+  command -v chromedriver >/dev/null || die "chromedriver missing after installing chromium-driver"
+  command -v chromedriver
 }
 
 # Start a long-running program in its own session (so it survives the caller's
@@ -525,7 +539,7 @@ cmd_reset() {
 }
 
 usage() {
-  sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit "${1:-2}"
 }
 
@@ -539,6 +553,7 @@ case ${1:-} in
   stop) check_name "${2:-}"; "${2}_stop" ;;
   venv) ensure_venv ;;
   promtool) promtool_path ;;
+  chromium) chromedriver_path ;;
   -h | --help | help) usage 0 ;;
   *) usage ;;
 esac

@@ -23,3 +23,4 @@ mod helpers;
 mod hostile;
 mod journeys;
 mod observability;
+mod storefront;
