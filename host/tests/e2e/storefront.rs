@@ -1617,3 +1617,97 @@ async fn a_form_without_its_csrf_token_is_refused_and_the_pages_are_light() {
         "the refusal is one of the shop's pages: {body}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pages_fit_a_phone_and_work_from_the_keyboard() {
+    let (_platform, _gateway, browser) =
+        shop("the_pages_fit_a_phone_and_work_from_the_keyboard").await;
+
+    // A phone's width: no page scrolls sideways.
+    browser
+        .client
+        .set_window_size(390, 844)
+        .await
+        .expect("a phone-sized window");
+    for path in [
+        "/",
+        "/products/KIT-ENAMEL-MUG",
+        "/cart",
+        "/login",
+        "/register",
+    ] {
+        browser.visit(path).await;
+        browser.find("main#content").await;
+        let widths = browser
+            .script(
+                "return [document.documentElement.scrollWidth, \
+                 document.documentElement.clientWidth];",
+            )
+            .await;
+        let (scroll, client) = (widths[0].as_u64(), widths[1].as_u64());
+        assert!(
+            scroll.is_some() && scroll <= client,
+            "{path} is wider than a phone's screen: {widths}"
+        );
+        if path == "/" {
+            browser.screenshot("catalogue-phone").await;
+        }
+    }
+
+    // The keyboard alone: the first Tab reaches the skip link, which moves focus to the
+    // content; Tab goes on to the form's fields in order; Enter submits.
+    browser
+        .client
+        .set_window_size(1280, 1000)
+        .await
+        .expect("a desktop-sized window");
+    browser.visit("/login").await;
+    browser.find("form#login").await;
+    let browser = &browser;
+    let keys = |keys: &'static str| async move {
+        browser
+            .client
+            .active_element()
+            .await
+            .expect("the focused element")
+            .send_keys(keys)
+            .await
+            .expect("typing");
+    };
+    let focused = || async move {
+        browser
+            .script(
+                "const e = document.activeElement; \
+                 return e.id || e.className || e.tagName;",
+            )
+            .await
+    };
+    keys("\u{e004}").await;
+    assert_eq!(focused().await, json!("skip"), "the first Tab");
+    keys("\u{e007}").await;
+    assert_eq!(focused().await, json!("content"), "the skip link's target");
+    let mut seen = Vec::new();
+    for _ in 0..12 {
+        keys("\u{e004}").await;
+        let now = focused().await;
+        if now == json!("email") {
+            break;
+        }
+        seen.push(now);
+    }
+    assert_eq!(
+        focused().await,
+        json!("email"),
+        "Tab from the content reaches the e-mail field (after {seen:?})"
+    );
+    keys("nobody@example.com").await;
+    keys("\u{e004}").await;
+    assert_eq!(focused().await, json!("password"));
+    keys("not the password").await;
+    keys("\u{e007}").await;
+    browser
+        .wait_text(".flash-error", "the refusal", PAGE, |text| {
+            text.contains("Wrong e-mail or password")
+        })
+        .await;
+}
