@@ -1,11 +1,12 @@
-# One image per service and one for the gateway, from one build of the workspace.
+# One image per service, one for the gateway and one for the storefront, from one build of the
+# workspace.
 #
 #   docker build --force-rm --target order-service -t platform/order-service:0.1.0 .
 #
 # Targets: user-service, order-service, payment-service, inventory-service,
-# notification-service, gateway. They share every stage up to `build`, so once one is built
-# the others take seconds. Build arguments: VERSION, REVISION (e.g. `git rev-parse HEAD`) and
-# SOURCE (the repository's URL) become OCI labels.
+# notification-service, gateway, storefront. They share every stage up to `build`, so once one
+# is built the others take seconds. Build arguments: VERSION, REVISION (e.g.
+# `git rev-parse HEAD`) and SOURCE (the repository's URL) become OCI labels.
 #
 # Written for the classic builder as much as for BuildKit: no `RUN --mount`, no heredocs, no
 # `COPY --chmod/--link`. Without cache mounts, the dependencies are compiled in a layer of
@@ -45,20 +46,22 @@ FROM toolchain AS dependencies
 COPY --from=skeleton /skeleton/ ./
 RUN cargo build --profile dist --locked \
         -p user-service -p order-service -p payment-service \
-        -p inventory-service -p notification-service -p gateway
+        -p inventory-service -p notification-service -p gateway -p storefront
 
 # ---------------------------------------------------------------------------------------------
-# The services and the gateway, built once. Offline: every crate was fetched above.
+# The services, the gateway and the storefront, built once. Offline: every crate was fetched
+# above. The storefront's templates/ and static/ are compiled into its binary (include_str!):
+# they come with its sources.
 FROM dependencies AS build
 COPY --from=skeleton /sources/ ./
 RUN sh docker/skeleton.sh touch . \
     && cargo build --profile dist --locked --offline \
         -p user-service -p order-service -p payment-service \
-        -p inventory-service -p notification-service -p gateway \
+        -p inventory-service -p notification-service -p gateway -p storefront \
     && mkdir /out \
     && cp target/dist/user-service target/dist/order-service \
         target/dist/payment-service target/dist/inventory-service \
-        target/dist/notification-service target/dist/gateway /out/
+        target/dist/notification-service target/dist/storefront target/dist/gateway /out/
 
 # ---------------------------------------------------------------------------------------------
 # What every image shares: glibc, CA certificates, a non-root user; no shell, no compiler.
@@ -135,3 +138,12 @@ EXPOSE 8080
 HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
     CMD ["/usr/local/bin/gateway", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/gateway"]
+
+FROM runtime AS storefront
+LABEL org.opencontainers.image.title="storefront" \
+      org.opencontainers.image.description="The web shop: server-rendered pages over the gateway's public API, sessions in Redis."
+COPY --from=build /out/storefront /usr/local/bin/storefront
+EXPOSE 8000
+HEALTHCHECK --interval=5s --timeout=3s --start-period=30s --retries=3 \
+    CMD ["/usr/local/bin/storefront", "healthcheck"]
+ENTRYPOINT ["/usr/local/bin/storefront"]

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # The platform under Docker Compose, on machines with or without an image registry.
 #
-#   scripts/compose.sh images         build the six images (and the stand-ins when needed)
+#   scripts/compose.sh images         build the seven images (and the stand-ins when needed)
 #   scripts/compose.sh up             images, `up -d`, wait until every container is healthy
 #   scripts/compose.sh down [ARGS]    `down` (add -v to delete the data)
 #   scripts/compose.sh stats          each container's memory and CPU now (`docker stats`)
 #   scripts/compose.sh bench [ARGS]   up (as `test` configures it), `platform bench` through the
 #                                     published gateway, each container's memory idle and under load
-#   scripts/compose.sh test           CI: a stack of its own, all-healthy, the end-to-end journeys
-#                                     and chaos tests against it, Prometheus scraping it and
+#   scripts/compose.sh test           CI: a stack of its own, all-healthy, the storefront serving
+#                                     the catalogue, the end-to-end journeys and chaos tests
+#                                     against it, Prometheus scraping it and
 #                                     evaluating the alert rules, restart and outage checks, down -v
 #   scripts/compose.sh kill|start SERVICE
 #                                     SIGKILL a container / start it again (the chaos tests use these)
@@ -33,7 +34,9 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-SERVICES=(user-service order-service payment-service inventory-service notification-service gateway)
+# Every image the Dockerfile builds, one per process (the gateway last: tools/scaffold adds a new
+# service before it).
+SERVICES=(user-service order-service payment-service inventory-service notification-service storefront gateway)
 IMAGE_PREFIX=${IMAGE_PREFIX:-platform}
 IMAGE_TAG=${IMAGE_TAG:-0.1.0}
 HEALTHY_WITHIN=${COMPOSE_HEALTHY_WITHIN:-300}
@@ -154,11 +157,13 @@ container() { compose ps -q "$1"; }
 
 health_of() { docker inspect -f '{{.State.Health.Status}}' "$(container "$1")"; }
 
-# How many containers the stack runs: the platform's 11, and the observability stack's 5.
+# How many containers the stack runs: the platform's 12 (seven processes, five stores), and the
+# observability stack's 5.
+PLATFORM_CONTAINERS=12
 expected_containers() {
   case ${OBSERVABILITY:-0} in
-    1 | true | yes) echo 16 ;;
-    *) echo 11 ;;
+    1 | true | yes) echo $((PLATFORM_CONTAINERS + 5)) ;;
+    *) echo "$PLATFORM_CONTAINERS" ;;
   esac
 }
 
@@ -166,8 +171,12 @@ up() {
   images
   compose up -d
   wait_healthy "$(expected_containers)"
-  local address=${PUBLISH_ADDRESS:-127.0.0.1}
+  local address=${PUBLISH_ADDRESS:-127.0.0.1} shop
+  # The shop's session cookie is Secure: browsers keep it over plain HTTP for localhost only.
+  shop=$address
+  [[ $shop == 127.0.0.1 ]] && shop=localhost
   log "the platform is up:"
+  log "  http://$shop:${STOREFRONT_PORT:-8000}        the shop"
   log "  http://$address:${GATEWAY_PORT:-8080}        the API (http://$address:${GATEWAY_PORT:-8080}/docs for its documentation)"
   log "  http://$address:${MAIL_UI_PORT:-8025}        the mail UI"
   case ${OBSERVABILITY:-0} in
@@ -270,7 +279,7 @@ setting() {
 json_field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
 # Starts docker-compose.observability.yml's Prometheus alone beside the running stack (the only
-# image of that file with a stand-in), waits until it scrapes all six processes, has evaluated
+# image of that file with a stand-in), waits until it scrapes all seven processes, has evaluated
 # every rule of deploy/prometheus/alerts.yml and stores the series the dashboards start from,
 # then removes it and the override's volumes.
 prometheus_check() {
@@ -287,13 +296,49 @@ prometheus_check() {
   done
 }
 
+# The storefront as a browser first meets it, at BASE: its container healthy, /health/ready
+# answering (Redis), and `/` answering 200 with an HTML page listing at least one product of the
+# catalogue (the inventory's demo products, through the gateway). Retried for up to a minute:
+# healthy says the process and Redis answer, not that its first page has been rendered.
+storefront_check() {
+  local base=$1 deadline=$((SECONDS + 60)) health tmp answer=""
+  health=$(health_of storefront)
+  if [[ $health != healthy ]]; then
+    log "error: the storefront container is $health"
+    return 1
+  fi
+  if ! curl -fsS -o /dev/null "$base/health/ready"; then
+    log "error: the storefront's $base/health/ready is not 200"
+    return 1
+  fi
+  tmp=$(mktemp)
+  while :; do
+    answer=$(curl -sS -o "$tmp" -w '%{http_code} %{content_type}' "$base/" 2>&1) || true
+    if [[ $answer == "200 text/html"* ]] && grep -q 'article class="product"' "$tmp"; then
+      break
+    fi
+    if ((SECONDS > deadline)); then
+      log "the storefront's catalogue ($base/) answered: $answer; the page's beginning:"
+      head -c 2000 "$tmp" >&2 || true
+      echo >&2
+      rm -f "$tmp"
+      log "error: the storefront does not serve the catalogue (200, text/html, an article class=\"product\")"
+      return 1
+    fi
+    sleep 2
+  done
+  log "the storefront serves the catalogue: $(grep -o 'article class="product"' "$tmp" | wc -l) product(s) on $base/"
+  rm -f "$tmp"
+}
+
 test_stack() {
   export COMPOSE_PROJECT_NAME=platform-test
   export GATEWAY_PORT=${TEST_GATEWAY_PORT:-18080} MAIL_UI_PORT=${TEST_MAIL_PORT:-18025}
+  export STOREFRONT_PORT=${TEST_STOREFRONT_PORT:-18000}
   export PUBLISH_ADDRESS=127.0.0.1 COMPOSE_EXTRA_FILE=deploy/compose/test.yml
   local gateway=http://127.0.0.1:$GATEWAY_PORT started=$SECONDS
 
-  log "1/8 the compose files and Prometheus's configuration are valid; a required setting left empty stops compose, naming it"
+  log "1/9 the compose files and Prometheus's configuration are valid; a required setting left empty stops compose, naming it"
   config_check
   local refused
   if refused=$(POSTGRES_PASSWORD='' compose config 2>&1 >/dev/null); then
@@ -301,18 +346,21 @@ test_stack() {
   fi
   grep -q "set POSTGRES_PASSWORD in .env" <<<"$refused" || die "unexpected refusal: $refused"
 
-  log "2/8 images and stand-ins"
+  log "2/9 images and stand-ins"
   images
   compose down -v --remove-orphans >/dev/null 2>&1 || true
   trap 'dump_state; compose down -v --remove-orphans >/dev/null 2>&1 || true' ERR
 
-  log "3/8 up, and every container healthy"
+  log "3/9 up, and every container healthy"
   local up_started=$SECONDS
   compose up -d
-  wait_healthy 11
+  wait_healthy "$PLATFORM_CONTAINERS"
   log "healthy $((SECONDS - up_started)) s after up"
 
-  log "4/8 the end-to-end journeys and chaos tests against the stack"
+  log "4/9 the storefront is healthy, ready, and serves the catalogue"
+  storefront_check "http://127.0.0.1:$STOREFRONT_PORT"
+
+  log "5/9 the end-to-end journeys and chaos tests against the stack"
   export E2E_GATEWAY_URL=$gateway
   export E2E_POSTGRES_URL=postgres://postgres:$(setting POSTGRES_PASSWORD)@127.0.0.1:${TEST_POSTGRES_PORT:-15432}/postgres
   export MONGODB_URL="mongodb://127.0.0.1:${TEST_MONGO_PORT:-15017}/?directConnection=true"
@@ -321,13 +369,17 @@ test_stack() {
   export E2E_ADMIN_EMAIL E2E_ADMIN_PASSWORD E2E_FORWARDED_FOR=1
   export E2E_KILL="$ROOT/scripts/compose.sh kill {service}"
   export E2E_START="$ROOT/scripts/compose.sh start {service}"
-  cargo nextest run -p platform-host --test e2e --no-fail-fast -E 'test(/^journeys::/)' --test-threads 4
-  cargo nextest run -p platform-host --test e2e --no-fail-fast -E 'test(/^chaos::/)' --test-threads 1
+  # Only the journeys and the chaos tests drive this stack: the storefront's browser tests
+  # (storefront::*) start a platform of their own, and are never meant for a deployment.
+  cargo nextest run -p platform-host --test e2e --no-fail-fast \
+    -E 'test(/^journeys::/) and not test(/^storefront::/)' --test-threads 4
+  cargo nextest run -p platform-host --test e2e --no-fail-fast \
+    -E 'test(/^chaos::/) and not test(/^storefront::/)' --test-threads 1
 
-  log "5/8 Prometheus (the observability override's) scrapes every process and evaluates every rule"
+  log "6/9 Prometheus (the observability override's) scrapes every process and evaluates every rule"
   prometheus_check
 
-  log "6/8 down and up again: the data is kept and nothing is rebuilt"
+  log "7/9 down and up again: the data is kept and nothing is rebuilt"
   local email password=correct-horse-battery-$RANDOM output
   email=compose-$RANDOM$RANDOM@example.com
   curl -fsS -H 'content-type: application/json' -X POST "$gateway/api/v1/auth/register" \
@@ -337,11 +389,11 @@ test_stack() {
   if grep -qiE '^(building|step [0-9])' <<<"$output"; then
     die "the second up built again: $output"
   fi
-  wait_healthy 11
+  wait_healthy "$PLATFORM_CONTAINERS"
   curl -fsS -H 'content-type: application/json' -X POST "$gateway/api/v1/auth/login" \
     -d "{\"email\":\"$email\",\"password\":\"$password\"}" | json_field '["access_token"]' >/dev/null
 
-  log "7/8 PostgreSQL stopped: the order service turns unready and says why, without a restart"
+  log "8/9 PostgreSQL stopped: the order service turns unready and says why, without a restart"
   compose stop postgres
   local deadline=$((SECONDS + 60))
   until [[ $(health_of order-service) == unhealthy ]]; do
@@ -357,9 +409,9 @@ test_stack() {
   docker logs "$id" 2>&1 | grep -i postgres | grep -qiE 'warn|down|unready' \
     || die "the order service's log does not say PostgreSQL is down"
   compose start postgres
-  wait_healthy 11
+  wait_healthy "$PLATFORM_CONTAINERS"
 
-  log "8/8 down -v leaves nothing behind"
+  log "9/9 down -v leaves nothing behind"
   trap - ERR
   compose down -v --remove-orphans
   local left
@@ -381,7 +433,7 @@ bench() {
   export E2E_ADMIN_EMAIL E2E_ADMIN_PASSWORD
   images
   compose up -d
-  wait_healthy 11
+  wait_healthy "$PLATFORM_CONTAINERS"
   # The load generator only waits on the platform: its debug build (the tests') will do.
   cargo build -p platform-host --bin platform
   log "memory idle:"

@@ -177,6 +177,41 @@ fn compose_and_kubernetes_run_the_same_images() {
     }
 }
 
+/// The storefront, like the gateway, is published on the host at its registry port, and starts
+/// once what it calls answers: the gateway and Redis.
+#[test]
+fn the_storefront_is_published_and_waits_for_the_gateway_and_redis() {
+    let compose = compose_file("docker-compose.yml");
+    let vars = dotenv();
+    for edge in [
+        platform_registry::gateway(),
+        platform_registry::storefront(),
+    ] {
+        let service = &compose["services"][&edge.binary];
+        let published: Vec<String> = service["ports"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{} is not published", edge.binary))
+            .iter()
+            .map(|port| interpolate(text(port), &vars).unwrap())
+            .collect();
+        assert!(
+            published
+                .iter()
+                .any(|port| port.ends_with(&format!(":{}", edge.http_port))),
+            "{}: {published:?} does not publish its port {}",
+            edge.binary,
+            edge.http_port
+        );
+    }
+    let storefront = &compose["services"][&platform_registry::storefront().binary];
+    for dependency in [platform_registry::gateway().binary.as_str(), "redis"] {
+        assert_eq!(
+            storefront["depends_on"][dependency]["condition"], "service_healthy",
+            "the storefront waits for {dependency}"
+        );
+    }
+}
+
 #[test]
 fn interpolation_follows_compose() {
     let vars: BTreeMap<String, String> = [("SET", "x"), ("EMPTY", "")]

@@ -52,16 +52,22 @@ fn variant(variant: &Variant) -> &'static Rendered {
         .expect("every variant is rendered")
 }
 
-/// The platform's own processes: `(binary, env_prefix, http_port, grpc_port)`, the gateway
-/// included.
+/// The platform's own processes: `(binary, env_prefix, http_port, grpc_port)`, the gateway and
+/// the storefront (the edge) included.
 fn platform_binaries() -> Vec<(String, String, u16, Option<u16>)> {
-    let gateway = platform_registry::gateway();
-    std::iter::once((
-        gateway.binary.clone(),
-        gateway.env_prefix.clone(),
-        gateway.http_port,
-        None,
-    ))
+    [
+        platform_registry::gateway(),
+        platform_registry::storefront(),
+    ]
+    .into_iter()
+    .map(|edge| {
+        (
+            edge.binary.clone(),
+            edge.env_prefix.clone(),
+            edge.http_port,
+            None,
+        )
+    })
     .chain(platform_registry::services().iter().map(|service| {
         (
             service.binary.clone(),
@@ -74,7 +80,7 @@ fn platform_binaries() -> Vec<(String, String, u16, Option<u16>)> {
 }
 
 /// The workloads running one of the platform's binaries (its services, the gateway, the
-/// order service's canary), with that binary.
+/// storefront, the order service's canary), with that binary.
 fn platform_workloads(rendered: &Rendered) -> Vec<(Workload<'_>, String)> {
     let binaries: BTreeSet<String> = platform_binaries().into_iter().map(|b| b.0).collect();
     rendered
@@ -87,7 +93,8 @@ fn platform_workloads(rendered: &Rendered) -> Vec<(Workload<'_>, String)> {
         .collect()
 }
 
-/// The registry's entry for a service binary, if it is a service (not the gateway).
+/// The registry's entry for a service binary, if it is a service (not the gateway or the
+/// storefront).
 fn service_entry(binary: &str) -> Option<&'static ServiceEntry> {
     platform_registry::services()
         .iter()

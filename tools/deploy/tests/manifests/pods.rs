@@ -170,6 +170,8 @@ fn the_grace_period_holds_the_pre_stop_pause_and_the_drain() {
                     )
                 });
             assert!(pause >= 1);
+            // The storefront drains for 10 s (a private constant of storefront::app): the
+            // services' default bounds it.
             let drain: Duration = if binary == gateway::SERVICE_NAME {
                 gateway::DRAIN_TIMEOUT
             } else {

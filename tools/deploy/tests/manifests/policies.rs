@@ -302,17 +302,30 @@ fn the_mesh_admits_each_caller_by_its_identity_to_exactly_what_it_calls() {
             .into_iter()
             .map(|(_, binary)| binary)
             .collect();
+        // The edge's public ports admit anyone (the ingress controller is outside the mesh):
+        // the storefront reaches the gateway's through that rule, not one naming it.
+        let public: BTreeSet<(String, i64)> = [
+            platform_registry::gateway(),
+            platform_registry::storefront(),
+        ]
+        .iter()
+        .map(|edge| (edge.binary.clone(), i64::from(edge.http_port)))
+        .collect();
         // Prometheus scrapes the sidecar's merged metrics (:15020, the injector rewrites the
         // prometheus.io annotations), which no AuthorizationPolicy governs: not the app's port.
         let wanted: BTreeSet<(String, String, i64)> = expected(rendered)
             .into_iter()
-            .filter(|(caller, callee, _)| guarded.contains(callee) && caller != "prometheus")
+            .filter(|(caller, callee, port)| {
+                guarded.contains(callee)
+                    && caller != "prometheus"
+                    && !public.contains(&(callee.clone(), *port))
+            })
             .map(|(caller, callee, port)| (accounts[&caller].clone(), callee, port))
-            .chain(std::iter::once((
-                "*".to_owned(),
-                "gateway".to_owned(),
-                8080,
-            )))
+            .chain(
+                public
+                    .iter()
+                    .map(|(app, port)| ("*".to_owned(), app.clone(), *port)),
+            )
             .collect();
         assert_eq!(mesh_allowed(rendered), wanted, "{name}");
 

@@ -159,9 +159,30 @@ pub fn load(binary: &str, env: &[(String, String)], keys_held: bool) -> anyhow::
                 connects,
             }
         }
+        "storefront" => storefront(prefix, env)?,
         other => anyhow::bail!("no loader for {other}"),
     };
     Ok(loaded)
+}
+
+/// The storefront's configuration, with its own types: the gateway's public API and its
+/// sessions' Redis are all it connects to, besides the collector.
+fn storefront(prefix: &str, env: &[(String, String)]) -> anyhow::Result<Loaded> {
+    let unread = platform_config::unread_from::<storefront::Config>(prefix, env.iter().cloned());
+    anyhow::ensure!(
+        unread.is_empty(),
+        "set, but no setting reads them: {unread:?}"
+    );
+    let config: storefront::Config = platform_config::load_from(prefix, env.iter().cloned())?;
+    let mut connects = vec![
+        config.gateway.url.clone(),
+        config.redis.url.expose().to_owned(),
+    ];
+    connects.extend(otlp_endpoint(&config.telemetry, env));
+    Ok(Loaded {
+        listens: vec![(config.http.host.clone(), config.port())],
+        connects,
+    })
 }
 
 /// Each platform workload of `rendered`: its binary and what it loads from its environment.
@@ -330,8 +351,18 @@ fn every_address_a_service_is_given_reaches_a_service_it_is_meant_to_call() {
                 );
             }
         }
-        // The registry's call graph is among them.
+        // The registry's call graph is among them; the storefront calls the gateway.
         let gateway = platform_registry::gateway();
+        let storefront = platform_registry::storefront();
+        let public_api = (
+            storefront.binary.clone(),
+            gateway.binary.clone(),
+            i64::from(gateway.http_port),
+        );
+        assert!(
+            inside.contains(&public_api),
+            "{name}: the storefront is not sent to the gateway's public API"
+        );
         for service in platform_registry::services() {
             let http = i64::from(service.http_port);
             assert!(
@@ -355,6 +386,15 @@ fn every_address_a_service_is_given_reaches_a_service_it_is_meant_to_call() {
         let jwks = platform_registry::service("user-service");
         for (caller, callee, port) in &inside {
             if !platform.contains(callee) {
+                continue;
+            }
+            // The storefront is a client of the gateway, and of nothing else of the platform's.
+            if caller == &storefront.binary {
+                assert_eq!(
+                    (caller, callee, *port),
+                    (&public_api.0, &public_api.1, public_api.2),
+                    "{name}: the storefront calls {callee}:{port}, not only the gateway"
+                );
                 continue;
             }
             let known = (caller == &gateway.binary
@@ -414,15 +454,55 @@ fn every_service_selects_pods_and_targets_ports_they_declare() {
                 }
             }
         }
-        // The Ingress reaches the gateway's Service, nothing else.
-        let ingresses: Vec<&Value> = rendered.of_kind("Ingress").collect();
-        assert_eq!(ingresses.len(), 1, "{name}: one Ingress");
-        for rule in ingresses[0]["spec"]["rules"].as_array().unwrap() {
-            for path in rule["http"]["paths"].as_array().unwrap() {
-                assert_eq!(path["backend"]["service"]["name"], "gateway", "{name}");
-                assert_eq!(path["backend"]["service"]["port"]["name"], "http", "{name}");
+        // Two Ingresses, each reaching its own Service only: the gateway's and the
+        // storefront's. No host and path is claimed twice (the storefront has a host of its own;
+        // the gateway's rule may have none: every other host).
+        let edge: BTreeSet<String> = [
+            platform_registry::gateway(),
+            platform_registry::storefront(),
+        ]
+        .iter()
+        .map(|entry| entry.binary.clone())
+        .collect();
+        let ingresses: BTreeSet<String> = rendered
+            .of_kind("Ingress")
+            .map(|ingress| text(&ingress["metadata"]["name"]).to_owned())
+            .collect();
+        assert_eq!(ingresses, edge, "{name}: the Ingresses");
+        let mut claimed = BTreeSet::new();
+        for ingress in rendered.of_kind("Ingress") {
+            let ingress_name = text(&ingress["metadata"]["name"]);
+            for rule in ingress["spec"]["rules"].as_array().unwrap() {
+                let host = text(&rule["host"]).to_owned();
+                for path in rule["http"]["paths"].as_array().unwrap() {
+                    let backend = &path["backend"]["service"];
+                    assert_eq!(backend["name"], ingress_name, "{name}: {ingress_name}");
+                    assert_eq!(backend["port"]["name"], "http", "{name}: {ingress_name}");
+                    assert!(
+                        claimed.insert((host.clone(), text(&path["path"]).to_owned())),
+                        "{name}: {ingress_name} claims {host}{} again",
+                        path["path"]
+                    );
+                }
             }
         }
+        let hosts = |ingress: &str| -> BTreeSet<String> {
+            rendered.get("Ingress", ingress).unwrap()["spec"]["rules"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|rule| text(&rule["host"]).to_owned())
+                .collect()
+        };
+        let shop = hosts(&platform_registry::storefront().binary);
+        assert!(
+            !shop.contains(""),
+            "{name}: the storefront's Ingress takes every host from the gateway's"
+        );
+        assert!(
+            shop.is_disjoint(&hosts(&platform_registry::gateway().binary)),
+            "{name}: the storefront's and the gateway's Ingresses share a host"
+        );
     }
 }
 
