@@ -35,7 +35,9 @@ impl std::fmt::Debug for App {
     }
 }
 
-/// The pages and the assets, on `shop`.
+/// The pages and the assets, on `shop`, with the platform's request id, request span,
+/// metrics, deadline and body limit. Not `platform_http::with_standard_layers`: that one turns
+/// bare errors and unknown paths into problem+json, and a browser must get pages.
 pub fn router(shop: AppState, http: &platform_config::HttpSettings) -> Router {
     let pages = Router::new()
         .route("/", get(pages::catalogue))

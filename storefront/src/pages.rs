@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, FromRequestParts, Path, Query, RawForm, Request, State};
+use axum::extract::{
+    ConnectInfo, FromRequest, FromRequestParts, Path, Query, RawForm, Request, State,
+};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -91,6 +93,44 @@ impl Visit {
             address: self.address.clone(),
             token,
         }
+    }
+}
+
+/// A form this visitor sent, with its CSRF token checked, and their session: the only way a
+/// handler gets a POST's fields, so none can forget the check.
+pub struct Posted {
+    /// The form's fields.
+    fields: Fields,
+    /// The session, held for the rest of the handler.
+    session: OwnedMutexGuard<Session>,
+    /// The visitor.
+    visit: Visit,
+}
+
+impl<S: Send + Sync> FromRequest<S> for Posted {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let visit = request
+            .extensions()
+            .get::<Visit>()
+            .cloned()
+            .ok_or_else(|| {
+                PageError::Internal("a form without the session layer".to_owned()).into_response()
+            })?;
+        let form = RawForm::from_request(request, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let fields = Fields::parse(form);
+        let session = visit.session().await;
+        fields
+            .check_csrf(&session)
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            fields,
+            session,
+            visit,
+        })
     }
 }
 
@@ -773,12 +813,12 @@ fn quantity_field(fields: &Fields) -> Option<i64> {
 /// `POST /cart/add`.
 pub async fn cart_add(
     State(shop): State<AppState>,
-    visit: Visit,
-    form: RawForm,
+    Posted {
+        fields,
+        mut session,
+        visit,
+    }: Posted,
 ) -> Result<Response, PageError> {
-    let fields = Fields::parse(form);
-    let mut session = visit.session().await;
-    fields.check_csrf(&session)?;
     let sku = fields.get("sku").to_owned();
     let back = format!("/products/{}", views::urlencode(&sku));
     let Some(quantity) = quantity_field(&fields).filter(|quantity| *quantity > 0) else {
@@ -836,10 +876,13 @@ pub async fn cart_add(
 }
 
 /// `POST /cart/update`.
-pub async fn cart_update(visit: Visit, form: RawForm) -> Result<Response, PageError> {
-    let fields = Fields::parse(form);
-    let mut session = visit.session().await;
-    fields.check_csrf(&session)?;
+pub async fn cart_update(
+    Posted {
+        fields,
+        mut session,
+        ..
+    }: Posted,
+) -> Result<Response, PageError> {
     match quantity_field(&fields) {
         Some(quantity) => session.data_mut().set_quantity(fields.get("sku"), quantity),
         None => session.data_mut().flash(
@@ -851,10 +894,13 @@ pub async fn cart_update(visit: Visit, form: RawForm) -> Result<Response, PageEr
 }
 
 /// `POST /cart/remove`.
-pub async fn cart_remove(visit: Visit, form: RawForm) -> Result<Response, PageError> {
-    let fields = Fields::parse(form);
-    let mut session = visit.session().await;
-    fields.check_csrf(&session)?;
+pub async fn cart_remove(
+    Posted {
+        fields,
+        mut session,
+        ..
+    }: Posted,
+) -> Result<Response, PageError> {
     session.data_mut().set_quantity(fields.get("sku"), 0);
     Ok(see_other("/cart"))
 }
@@ -888,12 +934,12 @@ pub async fn register_page(
 /// `POST /register`: creates the account and signs in.
 pub async fn register(
     State(shop): State<AppState>,
-    visit: Visit,
-    form: RawForm,
+    Posted {
+        fields,
+        mut session,
+        visit,
+    }: Posted,
 ) -> Result<Response, PageError> {
-    let fields = Fields::parse(form);
-    let mut session = visit.session().await;
-    fields.check_csrf(&session)?;
     let (email, password, name) = (
         fields.get("email"),
         fields.all("password").next().unwrap_or(""),
@@ -1005,12 +1051,12 @@ pub async fn login_page(
 /// `POST /login`.
 pub async fn login(
     State(shop): State<AppState>,
-    visit: Visit,
-    form: RawForm,
+    Posted {
+        fields,
+        mut session,
+        visit,
+    }: Posted,
 ) -> Result<Response, PageError> {
-    let fields = Fields::parse(form);
-    let mut session = visit.session().await;
-    fields.check_csrf(&session)?;
     let email = fields.get("email");
     let password = fields.all("password").next().unwrap_or("");
     let next = local_path(fields.get("next"));
@@ -1052,12 +1098,10 @@ pub async fn login(
 /// `POST /logout`: revokes the refresh token and forgets the session.
 pub async fn logout(
     State(shop): State<AppState>,
-    visit: Visit,
-    form: RawForm,
+    Posted {
+        mut session, visit, ..
+    }: Posted,
 ) -> Result<Response, PageError> {
-    let fields = Fields::parse(form);
-    let mut session = visit.session().await;
-    fields.check_csrf(&session)?;
     let customer = session.data.customer.clone();
     session.set_customer(None);
     if let Some(customer) = customer
@@ -1122,12 +1166,12 @@ pub async fn card_form(
 /// `POST /account/cards/new`.
 pub async fn add_card(
     State(shop): State<AppState>,
-    visit: Visit,
-    form: RawForm,
+    Posted {
+        fields,
+        mut session,
+        visit,
+    }: Posted,
 ) -> Result<Response, PageError> {
-    let fields = Fields::parse(form);
-    let mut session = visit.session().await;
-    fields.check_csrf(&session)?;
     let caller = shop
         .customer(&visit, &mut session, "/account/cards/new")
         .await?;
@@ -1198,12 +1242,12 @@ pub async fn add_card(
 /// idempotency key, so the same form sent twice is one order.
 pub async fn checkout(
     State(shop): State<AppState>,
-    visit: Visit,
-    form: RawForm,
+    Posted {
+        fields,
+        mut session,
+        visit,
+    }: Posted,
 ) -> Result<Response, PageError> {
-    let fields = Fields::parse(form);
-    let mut session = visit.session().await;
-    fields.check_csrf(&session)?;
     let caller = shop.customer(&visit, &mut session, "/cart").await?;
     let attempt = Uuid::parse_str(fields.get("attempt")).map_err(|_| {
         PageError::BadRequest(
@@ -1319,15 +1363,13 @@ pub async fn order_status(
 /// `POST /orders/{id}/cancel`.
 pub async fn cancel_order(
     State(shop): State<AppState>,
-    visit: Visit,
     Path(id): Path<String>,
-    form: RawForm,
+    Posted {
+        mut session, visit, ..
+    }: Posted,
 ) -> Result<Response, PageError> {
-    let fields = Fields::parse(form);
     let id = order_id(&id)?;
     let here = format!("/orders/{id}");
-    let mut session = visit.session().await;
-    fields.check_csrf(&session)?;
     let caller = shop.customer(&visit, &mut session, &here).await?;
     match shop.gateway.cancel_order(&caller, id).await {
         Ok(_) => session
@@ -1469,12 +1511,12 @@ fn parse_price(text: &str) -> Option<i64> {
 /// `POST /admin/products`.
 pub async fn create_product(
     State(shop): State<AppState>,
-    visit: Visit,
-    form: RawForm,
+    Posted {
+        fields,
+        mut session,
+        visit,
+    }: Posted,
 ) -> Result<Response, PageError> {
-    let fields = Fields::parse(form);
-    let mut session = visit.session().await;
-    fields.check_csrf(&session)?;
     let caller = admin_caller(&shop, &visit, &mut session).await?;
     let names = [
         "sku",
@@ -1551,13 +1593,13 @@ pub async fn create_product(
 /// `POST /admin/products/{id}/restock`.
 pub async fn restock(
     State(shop): State<AppState>,
-    visit: Visit,
     Path(id): Path<String>,
-    form: RawForm,
+    Posted {
+        fields,
+        mut session,
+        visit,
+    }: Posted,
 ) -> Result<Response, PageError> {
-    let fields = Fields::parse(form);
-    let mut session = visit.session().await;
-    fields.check_csrf(&session)?;
     let caller = admin_caller(&shop, &visit, &mut session).await?;
     let id = Uuid::parse_str(&id)
         .map_err(|_| PageError::NotFound("There is no such product.".to_owned()))?;

@@ -489,6 +489,27 @@ impl Browser {
         !self.all(css).await.is_empty()
     }
 
+    /// Asks `probe` every `every` until it gives `Ok`; after `timeout`, fails the test with
+    /// what its last `Err` says it saw.
+    async fn until<T>(
+        &self,
+        timeout: Duration,
+        every: Duration,
+        mut probe: impl AsyncFnMut() -> Result<T, String>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = match probe().await {
+                Ok(found) => return found,
+                Err(last) => last,
+            };
+            if Instant::now() >= deadline {
+                self.fail(&last).await;
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
     /// Waits (up to `timeout`) until the text of the first element matching `css` satisfies
     /// `wanted` (described by `what`); returns that text. Elements replaced while it looks (a
     /// page loading, the script updating it) are looked up again.
@@ -499,25 +520,21 @@ impl Browser {
         timeout: Duration,
         wanted: impl Fn(&str) -> bool,
     ) -> String {
-        let deadline = Instant::now() + timeout;
         let mut last = None;
-        loop {
+        self.until(timeout, POLL, async || {
             if let Some(element) = self.all(css).await.into_iter().next()
                 && let Ok(text) = element.text().await
             {
                 if wanted(&text) {
-                    return text;
+                    return Ok(text);
                 }
                 last = Some(text);
             }
-            if Instant::now() >= deadline {
-                self.fail(&format!(
-                    "waited {timeout:?} for the text of `{css}` to be {what}; it was {last:?}"
-                ))
-                .await;
-            }
-            tokio::time::sleep(POLL).await;
-        }
+            Err(format!(
+                "waited {timeout:?} for the text of `{css}` to be {what}; it was {last:?}"
+            ))
+        })
+        .await
     }
 
     /// Waits (up to `timeout`) until the first element matching `css` has `attribute` with a
@@ -530,27 +547,23 @@ impl Browser {
         timeout: Duration,
         wanted: impl Fn(&str) -> bool,
     ) -> String {
-        let deadline = Instant::now() + timeout;
         let mut last = None;
-        loop {
+        self.until(timeout, POLL, async || {
             if let Some(element) = self.all(css).await.into_iter().next()
                 && let Ok(value) = element.attr(attribute).await
             {
                 if let Some(value) = &value
                     && wanted(value)
                 {
-                    return value.clone();
+                    return Ok(value.clone());
                 }
                 last = Some(value);
             }
-            if Instant::now() >= deadline {
-                self.fail(&format!(
-                    "waited {timeout:?} for `{css}`'s {attribute} to be {what}; it was {last:?}"
-                ))
-                .await;
-            }
-            tokio::time::sleep(POLL).await;
-        }
+            Err(format!(
+                "waited {timeout:?} for `{css}`'s {attribute} to be {what}; it was {last:?}"
+            ))
+        })
+        .await
     }
 
     /// Waits (up to `timeout`) until `count(number of elements matching css)` holds.
@@ -561,21 +574,17 @@ impl Browser {
         timeout: Duration,
         wanted: impl Fn(usize) -> bool,
     ) -> Vec<Element> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        self.until(timeout, POLL, async || {
             let found = self.all(css).await;
             if wanted(found.len()) {
-                return found;
+                return Ok(found);
             }
-            if Instant::now() >= deadline {
-                self.fail(&format!(
-                    "waited {timeout:?} for {what} `{css}`; there were {}",
-                    found.len()
-                ))
-                .await;
-            }
-            tokio::time::sleep(POLL).await;
-        }
+            Err(format!(
+                "waited {timeout:?} for {what} `{css}`; there were {}",
+                found.len()
+            ))
+        })
+        .await
     }
 
     /// Reloads the page until (up to `timeout`) the number of elements matching `css` satisfies
@@ -588,22 +597,21 @@ impl Browser {
         timeout: Duration,
         wanted: impl Fn(usize) -> bool,
     ) -> Vec<Element> {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let mut first = true;
+        self.until(timeout, Duration::from_secs(1), async || {
+            if !std::mem::take(&mut first) {
+                self.reload().await;
+            }
             let found = self.all(css).await;
             if wanted(found.len()) {
-                return found;
+                return Ok(found);
             }
-            if Instant::now() >= deadline {
-                self.fail(&format!(
-                    "reloaded the page for {timeout:?} waiting for {what} `{css}`; there were {}",
-                    found.len()
-                ))
-                .await;
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            self.reload().await;
-        }
+            Err(format!(
+                "reloaded the page for {timeout:?} waiting for {what} `{css}`; there were {}",
+                found.len()
+            ))
+        })
+        .await
     }
 
     /// The text of the element matching `css` (waiting for it; looking it up again if the page
@@ -636,40 +644,32 @@ impl Browser {
 
     /// Waits until the page marked by [`Browser::mark_page`] has been replaced by another.
     async fn wait_new_page(&self) {
-        let deadline = Instant::now() + PAGE;
-        loop {
+        self.until(PAGE, POLL, async || {
             let old = self
                 .client
                 .execute("return window.__storefrontE2eOldPage === true;", Vec::new())
                 .await;
             // An error: the page is being replaced right now.
             if matches!(old, Ok(Value::Bool(false))) {
-                return;
+                return Ok(());
             }
-            if Instant::now() >= deadline {
-                self.fail(&format!("waited {PAGE:?} for another page to load"))
-                    .await;
-            }
-            tokio::time::sleep(POLL).await;
-        }
+            Err(format!("waited {PAGE:?} for another page to load"))
+        })
+        .await;
     }
 
     /// Waits until the page's path and query hold `part`; returns them.
     async fn wait_path(&self, part: &str) -> String {
-        let deadline = Instant::now() + PAGE;
-        loop {
+        self.until(PAGE, POLL, async || {
             let path = self.path().await;
             if path.contains(part) {
-                return path;
+                return Ok(path);
             }
-            if Instant::now() >= deadline {
-                self.fail(&format!(
-                    "waited {PAGE:?} for a page whose address holds {part}; still on {path}"
-                ))
-                .await;
-            }
-            tokio::time::sleep(POLL).await;
-        }
+            Err(format!(
+                "waited {PAGE:?} for a page whose address holds {part}; still on {path}"
+            ))
+        })
+        .await
     }
 
     /// Clicks the element matching `css` (waiting for it first; looking it up again if the page
@@ -761,20 +761,16 @@ impl Browser {
     /// Waits until the catalogue lists products, all of them satisfying `wanted`; returns
     /// their SKUs.
     async fn wait_listing(&self, what: &str, wanted: impl Fn(&[String]) -> bool) -> Vec<String> {
-        let deadline = Instant::now() + PAGE;
-        loop {
+        self.until(PAGE, POLL, async || {
             let skus = self.skus().await;
             if !skus.is_empty() && wanted(&skus) {
-                return skus;
+                return Ok(skus);
             }
-            if Instant::now() >= deadline {
-                self.fail(&format!(
-                    "waited {PAGE:?} for the catalogue to list {what}; it listed {skus:?}"
-                ))
-                .await;
-            }
-            tokio::time::sleep(POLL).await;
-        }
+            Err(format!(
+                "waited {PAGE:?} for the catalogue to list {what}; it listed {skus:?}"
+            ))
+        })
+        .await
     }
 
     // ------------------------------------------------------------------ what a person does ---
