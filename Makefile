@@ -7,7 +7,7 @@ SHELL := /bin/bash
 
 INFRA := scripts/infra.sh
 
-.PHONY: help infra-up infra-down infra-status infra-reset run bench bench-gateway test test-native test-compose template-check k8s-check compose-check up up-observability down images standins bench-compose lint fmt build
+.PHONY: help infra-up infra-down infra-status infra-reset run bench bench-gateway test test-native test-compose template-check k8s-check compose-check up up-observability down images standins bench-compose lint fmt build docs
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ standins: ## Build local stand-ins for the third-party images (no registry neede
 
 bench-compose: ## `make bench` against the running compose stack, with each container's memory idle and under load.
 	scripts/compose.sh bench $(BENCH_ARGS)
+
+docs: ## Regenerate the generated documents: docs/configuration.md (from each process's settings) and the README's services table (from services.toml).
+	UPDATE_DOCS=1 cargo nextest run --workspace -E 'package(platform-registry) | (package(platform-docs) & binary(configuration))'
 
 lint: ## Formatting and clippy, as CI runs them.
 	cargo fmt --all -- --check

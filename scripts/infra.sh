@@ -4,7 +4,7 @@
 # on a fresh clone) and is idempotent: a server that already answers is left
 # alone.
 #
-#   scripts/infra.sh up              install what is missing, start, wait, print env
+#   scripts/infra.sh up              install what is missing (and curl, jq), start, wait, print env
 #   scripts/infra.sh down            stop everything this script started (data kept)
 #   scripts/infra.sh status          one line per server; exit 1 if any is down
 #   scripts/infra.sh env             `export NAME=value` lines for eval "$(...)"
@@ -469,6 +469,17 @@ mail_start() {
 
 mail_stop() { stop_pidfile mail mailcatcher.py; }
 
+# ----------------------------------------------------------- client tools ---
+# curl and jq: the README's walkthrough uses them, and so does the test that runs it
+# (host/tests/e2e/walkthrough.rs).
+
+tools_install() {
+  local missing=()
+  command -v curl >/dev/null || missing+=(curl)
+  command -v jq >/dev/null || missing+=(jq)
+  if ((${#missing[@]} > 0)); then apt_install "${missing[@]}"; fi
+}
+
 # -------------------------------------------------------------- commands ---
 
 server_url() {
@@ -517,6 +528,7 @@ cmd_status() {
 
 cmd_up() {
   local s
+  tools_install
   for s in "${SERVERS[@]}"; do "${s}_install"; done
   for s in "${SERVERS[@]}"; do "${s}_start"; done
   log "all servers up"

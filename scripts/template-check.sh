@@ -78,6 +78,11 @@ cargo_generate generate --path templates/service --init --name shipping \
   -d store=postgres -d grpc=false -d emits=shipments.created -d consumes=orders.confirmed \
   -d http_port=
 
+# The scaffold wires the service into the configuration reference's processes; the reference
+# itself is generated from the compiled code, as after any change to a setting.
+log "regenerating the generated documents (make docs)"
+make docs
+
 log "checking that nothing of the original names is left"
 if grep -rInE '(^|[^A-Za-z0-9_.-])platform[-_][a-z]' --exclude-dir=target --exclude-dir=.local . ; then
   echo "the lines above still carry the original crate prefix" >&2

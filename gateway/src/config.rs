@@ -1,42 +1,14 @@
 //! The gateway's configuration: defaults here, overridden by `GATEWAY__...` variables.
 //!
-//! | variable | default | what |
-//! |---|---|---|
-//! | `GATEWAY__HTTP__HOST` / `__PORT` | `0.0.0.0` / `8080` | the public listener |
-//! | `GATEWAY__HTTP__REQUEST_TIMEOUT_SECS` | `10` | upstream timeout of routes without their own `timeout_ms` |
-//! | `GATEWAY__HTTP__BODY_LIMIT_BYTES` | `65536` | largest request body (413 above) |
-//! | `GATEWAY__SERVER__WORKERS` | one per core | single-threaded workers sharing the port |
-//! | `GATEWAY__SERVER__MAX_HEADER_BYTES` / `__MAX_HEADERS` | `16384` / `64` | largest request head (request line and header fields) and most header fields: 431 problem above (past 100 fields, hyper's own bare 431 unless the limit is 100 or more) |
-//! | `GATEWAY__UPSTREAMS__{NAME}` | `http://127.0.0.1:808x` | base URL of each upstream (user, order, payment, inventory, notification) |
-//! | `GATEWAY__ROUTES__FILE` | built-in table | a route table (TOML, or JSON if the name ends in `.json`) |
-//! | `GATEWAY__JWT__JWKS_URL` / `__ISSUER` / `__AUDIENCE` | the user service's | how access tokens are verified |
-//! | `GATEWAY__AUTH__JWKS_REFRESH_SECS` | `300` | periodic refresh of the key set |
-//! | `GATEWAY__AUTH__MIN_REFRESH_INTERVAL_MS` | `10000` | at most one fetch per interval for unknown `kid`s |
-//! | `GATEWAY__AUTH__TOKEN_CACHE_SIZE` | `10000` | verified tokens remembered per worker thread (0: off) |
-//! | `GATEWAY__REDIS__URL` | `redis://127.0.0.1:6379` | the rate limiter's store |
-//! | `GATEWAY__RATE_LIMIT__ENABLED` | `true` | rate limiting on or off |
-//! | `GATEWAY__RATE_LIMIT__KEY_PREFIX` | `gateway:rl` | prefix of every counter key |
-//! | `GATEWAY__RATE_LIMIT__TRUST_FORWARDED_FOR` | `false` | take the client address from `X-Forwarded-For` |
-//! | `GATEWAY__RATE_LIMIT__TIMEOUT_MS` | `100` | longest wait for Redis before failing open |
-//! | `GATEWAY__RATE_LIMIT__MAX_LEASE` | `100` | most permits a worker takes from Redis at once (1: one call per request) |
-//! | `GATEWAY__RATE_LIMIT__{AUTH,READ,WRITE}__LIMIT` / `__WINDOW_SECS` | 10, 600, 120 per 60 s | limits per route class |
-//! | `GATEWAY__PROXY__RETRIES` / `__RETRY_BACKOFF_MS` | `2` / `25` | retries of idempotent requests on connect errors |
-//! | `GATEWAY__PROXY__CONNECT_TIMEOUT_MS` | `1000` | TCP connect timeout to an upstream |
-//! | `GATEWAY__PROXY__POOL_IDLE_TIMEOUT_SECS` | `60` | idle keep-alive connections are closed after this |
-//! | `GATEWAY__BREAKER__FAILURE_THRESHOLD` / `__COOL_DOWN_MS` | `5` / `10000` | circuit breaker per upstream |
-//! | `GATEWAY__CORS__ALLOWED_ORIGINS` | none | comma-separated origins allowed by CORS |
-//! | `GATEWAY__CORS__MAX_AGE_SECS` | `600` | how long browsers may cache a preflight |
-//! | `GATEWAY__SECURITY__HSTS_MAX_AGE_SECS` | unset | send `Strict-Transport-Security` (behind TLS only) |
-//! | `GATEWAY__OPENAPI__REFRESH_SECS` | `60` | how often upstream documents are fetched again |
-//! | `GATEWAY__HEALTH__TIMEOUT_MS` | `1000` | timeout of each upstream readiness probe |
-//! | `GATEWAY__TELEMETRY__FILTER` / `__LOG_FORMAT` / `__OTLP_ENDPOINT` | `RUST_LOG` / `LOG_FORMAT` / `OTEL_EXPORTER_OTLP_ENDPOINT` | logs and trace export, over the standard variables |
+//! Every variable, its default and its meaning: `docs/configuration.md#gateway`, generated from
+//! this file (its types, their doc comments and `Default`s) by `make docs`.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use platform_config::{HttpSettings, JwtSettings, RedisSettings, TelemetrySettings};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The prefix of every variable, e.g. `GATEWAY__UPSTREAMS__USER`.
 pub const ENV_PREFIX: &str = "GATEWAY";
@@ -55,7 +27,7 @@ pub fn default_upstreams() -> BTreeMap<String, String> {
 }
 
 /// Everything the gateway reads at start-up.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Config {
     /// The public listener, the default upstream timeout and the body limit.
@@ -108,7 +80,7 @@ impl Config {
 }
 
 /// How the process serves (`GATEWAY__SERVER__...`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct ServerSettings {
     /// Single-threaded workers sharing the port; 0 (the default) means one per CPU core.
@@ -142,7 +114,7 @@ impl ServerSettings {
 }
 
 /// Where the route table comes from (`GATEWAY__ROUTES__FILE`).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct RoutesSettings {
     /// A route table file; unset means the built-in table (`gateway/routes.default.toml`).
@@ -150,7 +122,7 @@ pub struct RoutesSettings {
 }
 
 /// Key set refresh and the verified-token cache (`GATEWAY__AUTH__...`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct AuthSettings {
     /// Seconds between two background refreshes of the key set.
@@ -172,7 +144,7 @@ impl Default for AuthSettings {
 }
 
 /// Rate limits (`GATEWAY__RATE_LIMIT__...`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct RateLimitSettings {
     /// Whether requests are counted at all.
@@ -214,7 +186,7 @@ impl RateLimitSettings {
 }
 
 /// A class's limit as configured: either part may be left to the class's default.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(default)]
 pub struct ClassLimitSettings {
     /// Requests allowed per window.
@@ -265,7 +237,7 @@ pub struct ClassLimit {
 }
 
 /// The upstream HTTP client (`GATEWAY__PROXY__...`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct ProxySettings {
     /// Retries of an idempotent request whose connection could not be established.
@@ -300,7 +272,7 @@ impl Default for ProxySettings {
 }
 
 /// The circuit breaker of each upstream (`GATEWAY__BREAKER__...`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct BreakerSettings {
     /// Consecutive failures (connect errors, timeouts, 502/503/504) that open it.
@@ -319,7 +291,7 @@ impl Default for BreakerSettings {
 }
 
 /// Cross-origin requests (`GATEWAY__CORS__...`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct CorsSettings {
     /// Comma-separated origins (`https://shop.example.com,https://admin.example.com`); empty:
@@ -351,7 +323,7 @@ impl CorsSettings {
 }
 
 /// Security headers (`GATEWAY__SECURITY__...`).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct SecuritySettings {
     /// `Strict-Transport-Security: max-age=...`; set it only where clients reach the gateway
@@ -360,7 +332,7 @@ pub struct SecuritySettings {
 }
 
 /// The merged OpenAPI document (`GATEWAY__OPENAPI__...`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct OpenApiSettings {
     /// Seconds between two fetches of the upstreams' documents.
@@ -374,7 +346,7 @@ impl Default for OpenApiSettings {
 }
 
 /// Upstream readiness probes (`GATEWAY__HEALTH__...`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct HealthSettings {
     /// Timeout of each upstream's `/health/ready`, in milliseconds.

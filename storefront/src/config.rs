@@ -1,29 +1,18 @@
 //! The storefront's configuration: defaults here, overridden by `STOREFRONT__...` variables.
 //!
-//! | variable | default | what |
-//! |---|---|---|
-//! | `STOREFRONT__HTTP__HOST` / `__PORT` | `0.0.0.0` / `8000` | the public listener |
-//! | `STOREFRONT__HTTP__REQUEST_TIMEOUT_SECS` | `10` | longest a page may take (503 above) |
-//! | `STOREFRONT__HTTP__BODY_LIMIT_BYTES` | `65536` | largest form (413 above) |
-//! | `STOREFRONT__GATEWAY__URL` | `http://127.0.0.1:8080` | the platform's public API, the only thing the storefront calls |
-//! | `STOREFRONT__GATEWAY__TIMEOUT_MS` | `8000` | longest wait for one gateway call (an order page waits up to 5 s for a status change) |
-//! | `STOREFRONT__REDIS__URL` | `redis://127.0.0.1:6379` | where sessions (tokens, cart) are kept |
-//! | `STOREFRONT__SESSION__KEY_PREFIX` | `storefront` | prefix of every session key |
-//! | `STOREFRONT__SESSION__TTL_SECS` | `604800` | a session ends after this long unused (7 days) |
-//! | `STOREFRONT__SESSION__SECURE_COOKIE` | `true` | mark the session cookie `Secure` (browsers still send it to `http://localhost`) |
-//! | `STOREFRONT__SHOP__NAME` | `Platform Shop` | the shop's name in every page's title and header |
-//! | `STOREFRONT__TELEMETRY__FILTER` / `__LOG_FORMAT` / `__OTLP_ENDPOINT` | `RUST_LOG` / `LOG_FORMAT` / `OTEL_EXPORTER_OTLP_ENDPOINT` | logs and trace export |
+//! Every variable, its default and its meaning: `docs/configuration.md#storefront`, generated from
+//! this file (its types, their doc comments and `Default`s) by `make docs`.
 
 use std::time::Duration;
 
 use platform_config::{HttpSettings, RedisSettings, TelemetrySettings};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The prefix of every variable, e.g. `STOREFRONT__GATEWAY__URL`.
 pub const ENV_PREFIX: &str = "STOREFRONT";
 
 /// Everything the storefront reads at start-up.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Config {
     /// The public listener.
@@ -53,7 +42,7 @@ impl Config {
 }
 
 /// The gateway (`STOREFRONT__GATEWAY__...`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct GatewaySettings {
     /// Its base URL (`URL`).
@@ -82,7 +71,7 @@ impl GatewaySettings {
 }
 
 /// Sessions (`STOREFRONT__SESSION__...`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct SessionSettings {
     /// Prefix of the Redis keys (`KEY_PREFIX`).
@@ -104,7 +93,7 @@ impl Default for SessionSettings {
 }
 
 /// The shop (`STOREFRONT__SHOP__...`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct ShopSettings {
     /// Its name (`NAME`).

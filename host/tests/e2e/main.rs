@@ -14,7 +14,8 @@
 //! servers of their own platform, so they need one: against a deployment, leave them out with
 //! `-E 'not test(/^faults::/)'`. `dead_letters.rs` always starts a platform of its own (it
 //! routes the mail through a proxy it cuts), with or without `E2E_GATEWAY_URL`,
-//! and so does `observability.rs` (its processes export traces to a collector in the test).
+//! and so does `observability.rs` (its processes export traces to a collector in the test), and
+//! `walkthrough.rs` (the README's walkthrough expects the demo catalogue as `make run` seeds it).
 
 mod chaos;
 mod dead_letters;
@@ -24,3 +25,4 @@ mod hostile;
 mod journeys;
 mod observability;
 mod storefront;
+mod walkthrough;

@@ -20,7 +20,7 @@ pub use sections::{
 };
 
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Why configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -188,37 +188,77 @@ fn explain(prefix: &str, error: &config::ConfigError) -> String {
     message
 }
 
-/// A configuration value that must not leak: `Debug` and `Display` print `[REDACTED]`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+/// A configuration value that must not leak: `Debug` and `Display` print `[REDACTED]`, and so
+/// does `Serialize` for a value read from the environment. Only a default compiled into the
+/// binary ([`Secret::compiled_in`], such as a local server's URL) serialises as itself, so that
+/// the configuration reference can show it.
+#[derive(Clone)]
+pub struct Secret(SecretValue);
+
+#[derive(Clone)]
+enum SecretValue {
+    /// Read at run time (from the environment, or given by a caller): never shown.
+    Given(String),
+    /// A default written in the code, public by nature.
+    CompiledIn(&'static str),
+}
 
 impl Secret {
     /// Wraps a value.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(SecretValue::Given(value.into()))
+    }
+
+    /// A default written in the code (`Secret::compiled_in("redis://127.0.0.1:6379")`): as
+    /// secret as any other in `Debug` and `Display`, but shown by `Serialize`.
+    pub const fn compiled_in(value: &'static str) -> Self {
+        Self(SecretValue::CompiledIn(value))
     }
 
     /// The value, for the one place that needs it.
     pub fn expose(&self) -> &str {
-        &self.0
+        match &self.0 {
+            SecretValue::Given(value) => value,
+            SecretValue::CompiledIn(value) => value,
+        }
     }
 }
 
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for Secret {}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[REDACTED]")
+        f.write_str(REDACTED)
     }
 }
 
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[REDACTED]")
+        f.write_str(REDACTED)
     }
 }
 
+/// What a secret prints as.
+pub const REDACTED: &str = "[REDACTED]";
+
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(Self)
+        String::deserialize(deserializer).map(Self::new)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.0 {
+            SecretValue::Given(_) => serializer.serialize_str(REDACTED),
+            SecretValue::CompiledIn(value) => serializer.serialize_str(value),
+        }
     }
 }
 
@@ -369,6 +409,30 @@ mod tests {
     fn secrets_never_print() {
         let secret = Secret::new("hunter2");
         assert_eq!(format!("{secret:?} {secret}"), "[REDACTED] [REDACTED]");
+    }
+
+    #[derive(Debug, Deserialize, Serialize)]
+    struct Cache {
+        #[serde(default = "local_cache")]
+        url: Secret,
+    }
+
+    fn local_cache() -> Secret {
+        Secret::compiled_in("redis://127.0.0.1:6379")
+    }
+
+    #[test]
+    fn a_loaded_secret_serialises_redacted_and_only_a_compiled_in_default_as_itself() {
+        let loaded: Cache = load_from("S", vars(&[("S__URL", "redis://:hunter2@cache")])).unwrap();
+        let json = serde_json::to_string(&loaded).unwrap();
+        assert_eq!(json, r#"{"url":"[REDACTED]"}"#);
+        let default: Cache = load_from("S", Vec::new()).unwrap();
+        assert_eq!(
+            serde_json::to_string(&default).unwrap(),
+            r#"{"url":"redis://127.0.0.1:6379"}"#
+        );
+        assert_eq!(format!("{:?}", default.url), "[REDACTED]");
+        assert_eq!(default.url, Secret::new("redis://127.0.0.1:6379"));
     }
 
     #[test]

@@ -92,7 +92,7 @@ impl<C> Downstream<C> {
                 let port = callee
                     .grpc_port
                     .ok_or_else(|| anyhow::anyhow!("{} has no gRPC API to call", callee.binary))?;
-                format!("http://127.0.0.1:{port}")
+                DownstreamSettings::local_url(port)
             }
         };
         let timeout = settings.timeout_ms.map_or(timeout, Duration::from_millis);
@@ -104,8 +104,14 @@ impl<C> Downstream<C> {
             .layer(GrpcClientLayer)
             .service(channel);
         let breaker = BreakerConfig {
-            failure_threshold: settings.breaker_threshold.unwrap_or(5),
-            cool_down: Duration::from_millis(settings.breaker_cool_down_ms.unwrap_or(5000)),
+            failure_threshold: settings
+                .breaker_threshold
+                .unwrap_or(DownstreamSettings::DEFAULT_BREAKER_THRESHOLD),
+            cool_down: Duration::from_millis(
+                settings
+                    .breaker_cool_down_ms
+                    .unwrap_or(DownstreamSettings::DEFAULT_BREAKER_COOL_DOWN_MS),
+            ),
         };
         Ok(Self {
             inner: Arc::new(Inner {

@@ -44,6 +44,9 @@ pub struct ServiceEntry {
     /// Default gRPC port, if it has an internal gRPC API.
     #[serde(default)]
     pub grpc_port: Option<u16>,
+    /// The file under `proto/` that defines its gRPC API, e.g. `user/v1/user.proto`.
+    #[serde(default)]
+    pub proto: Option<String>,
     /// The store it owns.
     pub store: Store,
     /// The name of its database.
@@ -84,6 +87,9 @@ pub struct EdgeEntry {
     pub env_prefix: String,
     /// Default HTTP port (public).
     pub http_port: u16,
+    /// Whether it uses Redis.
+    #[serde(default)]
+    pub redis: bool,
 }
 
 /// The gateway's entry.
@@ -127,6 +133,9 @@ impl Registry {
             }
             ports.push(service.http_port);
             ports.extend(service.grpc_port);
+            if service.proto.is_some() && service.grpc_port.is_none() {
+                return Err(format!("`{name}` declares a proto file but no gRPC port"));
+            }
         }
         let mut sorted = ports.clone();
         sorted.sort_unstable();
@@ -212,46 +221,99 @@ pub fn event_domains() -> Vec<&'static str> {
     REGISTRY.event_domains().collect()
 }
 
-/// The documents holding a ports table generated from the registry, between
-/// `<!-- ports:begin -->` and `<!-- ports:end -->`.
-pub const PORTS_DOCUMENTS: [&str; 2] = ["README.md", "docs/design.md"];
+/// The documents holding the services table generated from the registry, between
+/// `<!-- services:begin -->` and `<!-- services:end -->`.
+pub const SERVICES_DOCUMENTS: [&str; 1] = ["README.md"];
 
-/// Where a document's generated ports table stands (the byte range between its markers), or
-/// what is missing.
-pub fn ports_table_in(document: &str) -> Result<std::ops::Range<usize>, String> {
-    let (begin, end) = ("<!-- ports:begin -->\n", "<!-- ports:end -->");
+/// Where a document's generated services table stands (the byte range between its markers),
+/// or what is missing.
+pub fn services_table_in(document: &str) -> Result<std::ops::Range<usize>, String> {
+    let (begin, end) = ("<!-- services:begin -->\n", "<!-- services:end -->");
     let start = document
         .find(begin)
-        .ok_or("no `<!-- ports:begin -->` marker")?
+        .ok_or("no `<!-- services:begin -->` marker")?
         + begin.len();
     let stop = document[start..]
         .find(end)
-        .ok_or("no `<!-- ports:end -->` marker after `<!-- ports:begin -->`")?
+        .ok_or("no `<!-- services:end -->` marker after `<!-- services:begin -->`")?
         + start;
     Ok(start..stop)
 }
 
-/// The ports table of the docs (`| service | HTTP | gRPC |`), generated from the registry.
-pub fn ports_table() -> String {
-    REGISTRY.ports_table()
+/// The services table of the README, generated from the registry: each process with its
+/// ports, store, event domains and calls, its name linking to its own README.
+pub fn services_table() -> String {
+    REGISTRY.services_table()
 }
 
 impl Registry {
-    /// The ports table of the docs (`| service | HTTP | gRPC |`) for this registry.
-    pub fn ports_table(&self) -> String {
+    /// The services table of the README (see [`services_table`]) for this registry: the
+    /// edge first, then the services in registry order.
+    pub fn services_table(&self) -> String {
+        let list = |items: &[String]| {
+            if items.is_empty() {
+                "—".to_owned()
+            } else {
+                items.join(", ")
+            }
+        };
+        let redis = |uses: bool| if uses { "Redis" } else { "—" };
+        let upstreams: Vec<String> = self
+            .services
+            .iter()
+            .filter(|service| service.upstream)
+            .map(|service| service.name.clone())
+            .collect();
         let mut rows = vec![
-            "| service | HTTP | gRPC |".to_owned(),
-            "|---|---|---|".to_owned(),
-            format!("| gateway | {} | — |", self.gateway.http_port),
-            format!("| storefront | {} | — |", self.storefront.http_port),
+            "| process | HTTP | gRPC | store | publishes | consumes | calls |".to_owned(),
+            "|---|---|---|---|---|---|---|".to_owned(),
+            format!(
+                "| [gateway](gateway/README.md) | {} | — | {} | — | — | {} (HTTP) |",
+                self.gateway.http_port,
+                redis(self.gateway.redis),
+                list(&upstreams)
+            ),
+            format!(
+                "| [storefront](storefront/README.md) | {} | — | {} | — | — | gateway (HTTP) |",
+                self.storefront.http_port,
+                redis(self.storefront.redis)
+            ),
         ];
         for service in &self.services {
-            let grpc = service
-                .grpc_port
-                .map_or_else(|| "—".to_owned(), |port| port.to_string());
+            let grpc = match (service.grpc_port, &service.proto) {
+                (Some(port), Some(proto)) => {
+                    let file = proto.rsplit('/').next().unwrap_or(proto);
+                    format!("{port}, [{file}](proto/{proto})")
+                }
+                (Some(port), None) => port.to_string(),
+                (None, _) => "—".to_owned(),
+            };
+            let mut store = match service.store {
+                Store::Postgres => format!("PostgreSQL `{}`", service.database),
+                Store::Mongo => format!("MongoDB `{}`", service.database),
+            };
+            if service.redis {
+                store.push_str(", Redis");
+            }
+            let publishes = service
+                .events
+                .as_deref()
+                .map_or_else(|| "—".to_owned(), |domain| format!("`{domain}.*`"));
+            let consumes: Vec<String> = service
+                .consumes
+                .iter()
+                .map(|domain| format!("`{domain}.*`"))
+                .collect();
+            let calls = if service.calls.is_empty() {
+                "—".to_owned()
+            } else {
+                format!("{} (gRPC)", service.calls.join(", "))
+            };
             rows.push(format!(
-                "| {} | {} | {grpc} |",
-                service.name, service.http_port
+                "| [{name}](services/{name}/README.md) | {http} | {grpc} | {store} | {publishes} | {consumes} | {calls} |",
+                name = service.name,
+                http = service.http_port,
+                consumes = list(&consumes),
             ));
         }
         rows.join("\n") + "\n"
@@ -311,51 +373,87 @@ mod tests {
         );
     }
 
-    /// The ports tables of the README and docs/design.md are generated: `UPDATE_DOCS=1 cargo
-    /// test -p platform-registry` writes them; otherwise a stale table fails here.
+    /// The README's services table is generated: `UPDATE_DOCS=1 cargo test -p
+    /// platform-registry` (or `make docs`) writes it; otherwise a stale table fails here.
     #[test]
-    fn the_documents_ports_tables_are_the_registrys() {
-        for document in PORTS_DOCUMENTS {
+    fn the_readmes_services_table_is_the_registrys() {
+        for document in SERVICES_DOCUMENTS {
             let path = format!("{}/../../{document}", env!("CARGO_MANIFEST_DIR"));
             let mut text = std::fs::read_to_string(&path).unwrap();
-            let table = ports_table_in(&text).unwrap();
-            let generated = ports_table();
+            let table = services_table_in(&text).unwrap();
+            let generated = services_table();
             if std::env::var_os("UPDATE_DOCS").is_some() {
                 text.replace_range(table, &generated);
                 std::fs::write(&path, text).unwrap();
             } else {
                 assert_eq!(
                     &text[table], generated,
-                    "{document}'s ports table is stale: run `UPDATE_DOCS=1 cargo test -p platform-registry`"
+                    "{document}'s services table is stale: run `make docs`"
                 );
             }
         }
     }
 
     #[test]
-    fn a_document_without_both_ports_markers_is_named_as_such() {
+    fn a_document_without_both_services_markers_is_named_as_such() {
         assert_eq!(
-            ports_table_in("text").unwrap_err(),
-            "no `<!-- ports:begin -->` marker"
+            services_table_in("text").unwrap_err(),
+            "no `<!-- services:begin -->` marker"
         );
         assert_eq!(
-            ports_table_in("<!-- ports:begin -->\n| a |").unwrap_err(),
-            "no `<!-- ports:end -->` marker after `<!-- ports:begin -->`"
+            services_table_in("<!-- services:begin -->\n| a |").unwrap_err(),
+            "no `<!-- services:end -->` marker after `<!-- services:begin -->`"
         );
         assert_eq!(
-            ports_table_in("x\n<!-- ports:begin -->\nT\n<!-- ports:end -->\n").unwrap(),
-            23..25
+            services_table_in("x\n<!-- services:begin -->\nT\n<!-- services:end -->\n").unwrap(),
+            26..28
         );
     }
 
     #[test]
-    fn the_ports_table_lists_the_edge_then_every_service() {
-        let table = ports_table();
+    fn the_services_table_lists_the_edge_then_every_service() {
+        let table = services_table();
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines[2], "| gateway | 8080 | — |");
-        assert_eq!(lines[3], "| storefront | 8000 | — |");
-        assert_eq!(lines[4], "| user | 8081 | 9081 |");
-        assert_eq!(lines[5], "| order | 8082 | — |");
+        assert_eq!(
+            lines[2],
+            "| [gateway](gateway/README.md) | 8080 | — | Redis | — | — | user, order, payment, inventory, notification (HTTP) |"
+        );
+        assert_eq!(
+            lines[3],
+            "| [storefront](storefront/README.md) | 8000 | — | Redis | — | — | gateway (HTTP) |"
+        );
+        assert_eq!(
+            lines[4],
+            "| [user](services/user/README.md) | 8081 | 9081, [user.proto](proto/user/v1/user.proto) | PostgreSQL `users` | `users.*` | — | — |"
+        );
+        assert_eq!(
+            lines[5],
+            "| [order](services/order/README.md) | 8082 | — | PostgreSQL `orders` | `orders.*` | — | inventory, payment (gRPC) |"
+        );
         assert_eq!(lines.len(), 2 + 2 + services().len());
+    }
+
+    #[test]
+    fn a_proto_file_without_a_grpc_port_is_refused() {
+        let source = SOURCE.replace(
+            "http_port = 8082\n",
+            "http_port = 8082\nproto = \"order.proto\"\n",
+        );
+        let error = Registry::parse(&source).unwrap_err();
+        assert_eq!(error, "`order` declares a proto file but no gRPC port");
+    }
+
+    #[test]
+    fn every_declared_proto_file_exists() {
+        for service in services() {
+            if let Some(proto) = &service.proto {
+                let path = format!("{}/../../proto/{proto}", env!("CARGO_MANIFEST_DIR"));
+                assert!(
+                    std::path::Path::new(&path).is_file(),
+                    "`{}` declares proto/{proto}, which does not exist",
+                    service.name
+                );
+            }
+        }
     }
 }

@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use platform_config::{MongoSettings, RedisSettings};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The kit's common settings and the service's own.
 pub type Settings = platform_kit::Settings<Config>;
 
 /// What only the inventory service reads at start-up.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct Config {
     /// The service's own MongoDB database (required; its name defaults to `services.toml`'s).
     pub mongo: MongoSettings,
@@ -42,7 +42,7 @@ impl Config {
 }
 
 /// The read cache (`INVENTORY_SERVICE__CACHE__...`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct CacheSettings {
     /// How long a cached read lives, in seconds (`TTL_SECS`): the longest a read can be stale
@@ -70,7 +70,7 @@ impl CacheSettings {
 }
 
 /// Stock reservations (`INVENTORY_SERVICE__RESERVATIONS__...`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct ReservationSettings {
     /// How long an uncommitted reservation holds its stock, in seconds (`TTL_SECS`).
@@ -112,7 +112,7 @@ impl ReservationSettings {
 }
 
 /// The catalogue (`INVENTORY_SERVICE__CATALOGUE__...`).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct CatalogueSettings {
     /// Load the demo catalogue when the store has no product (`SEED_DEMO`).

@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use platform_config::{DatabaseSettings, DownstreamSettings, Secret};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The kit's common settings and the service's own.
 pub type Settings = platform_kit::Settings<Config>;
 
 /// What only the notification service reads at start-up.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct Config {
     /// The service's own PostgreSQL database (required).
     pub database: DatabaseSettings,
@@ -42,7 +42,7 @@ impl Config {
 pub const USER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The SMTP server mail goes through.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct SmtpSettings {
     /// `smtp://host:port` (plain), `smtp://host:port?tls=required` (STARTTLS), `smtps://host`
@@ -57,7 +57,7 @@ pub struct SmtpSettings {
 impl Default for SmtpSettings {
     fn default() -> Self {
         Self {
-            url: Secret::new("smtp://127.0.0.1:25"),
+            url: Secret::compiled_in("smtp://127.0.0.1:25"),
             from: "Shop <no-reply@shop.example>".to_owned(),
             timeout_secs: 10,
         }
@@ -72,7 +72,7 @@ impl SmtpSettings {
 }
 
 /// Delivery policy.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct DeliverySettings {
     /// Where low-stock alerts go.

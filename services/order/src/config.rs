@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use platform_config::{DatabaseSettings, DownstreamSettings};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The kit's common settings and the service's own.
 pub type Settings = platform_kit::Settings<Config>;
 
 /// What only the order service reads at start-up.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct Config {
     /// The service's own PostgreSQL database (required).
     pub database: DatabaseSettings,
@@ -49,7 +49,7 @@ pub const INVENTORY_TIMEOUT: Duration = Duration::from_secs(2);
 pub const PAYMENT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The saga worker.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct SagaSettings {
     /// How often the worker looks for due sagas when idle, in milliseconds.
@@ -94,7 +94,7 @@ impl SagaSettings {
 }
 
 /// What an order may hold, and how a read waits for one to finish.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct OrderLimits {
     /// Lines per order.

@@ -4,13 +4,13 @@
 use std::time::Duration;
 
 use platform_config::DatabaseSettings;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The kit's common settings and the service's own.
 pub type Settings = platform_kit::Settings<Config>;
 
 /// What only the payment service reads at start-up.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct Config {
     /// The service's own PostgreSQL database (required).
     pub database: DatabaseSettings,
@@ -30,11 +30,11 @@ impl Config {
 }
 
 /// Which provider charges cards, and how the test provider behaves.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct ProviderSettings {
-    /// `test`: the built-in test-mode provider (the only one shipped; see the README for its
-    /// test cards).
+    /// `test`: the built-in test-mode provider (the only one shipped; its test cards are in
+    /// `services/payment/README.md`).
     pub kind: String,
     /// How long the test provider's slow card takes to answer, in milliseconds.
     pub slow_card_delay_ms: u64,

@@ -6,13 +6,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use platform_auth::TokenSigner;
 use platform_config::{DatabaseSettings, Secret};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The kit's common settings and the service's own.
 pub type Settings = platform_kit::Settings<Config>;
 
 /// What only the user service reads at start-up.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct Config {
     /// The service's own PostgreSQL database (required).
     pub database: DatabaseSettings,
@@ -36,7 +36,7 @@ impl Config {
 }
 
 /// How tokens are issued.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default)]
 pub struct TokenSettings {
     /// The `iss` of access tokens.
@@ -109,7 +109,7 @@ fn unescape_line_breaks(pem: &str) -> String {
 }
 
 /// An administrator to ensure at start-up.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct BootstrapAdmin {
     /// Their email (`BOOTSTRAP_ADMIN__EMAIL`).
     pub email: String,

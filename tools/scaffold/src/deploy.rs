@@ -75,7 +75,9 @@ pub fn plan(edits: &mut Edits, service: &NewService) -> anyhow::Result<()> {
         network_policies(text, service, &jwks)
     })?;
     edits.edit(AUTHORIZATION, |text| authorization(text, service, &jwks))?;
-    edits.edit(DEPLOY_MANIFEST, |text| deploy_manifest(text, service))?;
+    edits.edit(DEPLOY_MANIFEST, |text| {
+        service_dev_dependency(text, service)
+    })?;
     edits.edit(WIRING, |text| wiring(text, service))?;
     edits.edit(PROMETHEUS, |text| prometheus(text, service))?;
     edits.edit(OBSERVABILITY, |text| observability(text, service))?;
@@ -824,7 +826,9 @@ fn authorization(text: &str, service: &NewService, jwks: &Url) -> anyhow::Result
 // ---------------------------------------------------------------------------------------------
 // The checks of tools/deploy.
 
-fn deploy_manifest(text: &str, service: &NewService) -> anyhow::Result<String> {
+/// A manifest two levels below the root (`tools/deploy/Cargo.toml`) with the service's crate
+/// among its dev-dependencies.
+pub(crate) fn service_dev_dependency(text: &str, service: &NewService) -> anyhow::Result<String> {
     let binary = &service.binary;
     let header = "[dev-dependencies]\n";
     let start = text

@@ -97,6 +97,9 @@ fn run(args: &[String]) -> anyhow::Result<()> {
                     .collect::<Vec<_>>()
                     .join(", ")
             );
+            // The configuration reference is generated from the compiled code, which holds the
+            // new service only once it builds.
+            println!("then run `make docs` to add it to docs/configuration.md");
         }
     }
     Ok(())

@@ -1,11 +1,20 @@
 //! The edits a new service needs in the workspace: the registry, the workspace members, the
-//! gateway's routes, the event contracts, the end-to-end tests and the ports tables of the docs.
+//! gateway's routes, the event contracts, the end-to-end tests, the README's services table,
+//! and the processes of the configuration reference (`tools/docs`; the reference itself is
+//! generated from the compiled code, by `make docs`).
 
 use anyhow::{Context as _, bail};
-use platform_registry::{PORTS_DOCUMENTS, Registry};
+use platform_registry::{Registry, SERVICES_DOCUMENTS};
 
 use crate::edits::append;
 use crate::{Edits, NewService};
+
+/// The test that generates the configuration reference, and the crate it is in.
+const DOCS_PROCESSES: &str = "tools/docs/tests/configuration.rs";
+const DOCS_MANIFEST: &str = "tools/docs/Cargo.toml";
+
+/// The line of [`DOCS_PROCESSES`] a new service's entry goes above.
+const DOCS_ANCHOR: &str = "// A new service goes above this line";
 
 /// Plans the workspace edits for `service`.
 pub fn plan(edits: &mut Edits, service: &NewService) -> anyhow::Result<()> {
@@ -34,11 +43,15 @@ pub fn plan(edits: &mut Edits, service: &NewService) -> anyhow::Result<()> {
             &format!("mod {};\n", service.name),
         )
     })?;
+    edits.edit(DOCS_MANIFEST, |text| {
+        crate::deploy::service_dev_dependency(text, service)
+    })?;
+    edits.edit(DOCS_PROCESSES, |text| documented_process(text, service))?;
     let registry = Registry::parse(&edits.read("services.toml")?)
         .map_err(|error| anyhow::anyhow!("services.toml, with the new entry: {error}"))?;
-    let table = registry.ports_table();
-    for document in PORTS_DOCUMENTS {
-        edits.edit(document, |text| ports(text, &table))?;
+    let table = registry.services_table();
+    for document in SERVICES_DOCUMENTS {
+        edits.edit(document, |text| services_table(text, &table))?;
     }
     Ok(())
 }
@@ -135,9 +148,25 @@ fn insert_sorted(text: &str, prefix: &str, name: &str, line: &str) -> anyhow::Re
     Ok(format!("{}{line}{}", &text[..end], &text[end..]))
 }
 
-/// `text` with its generated ports table replaced by `table`.
-fn ports(text: &str, table: &str) -> anyhow::Result<String> {
-    let range = platform_registry::ports_table_in(text).map_err(anyhow::Error::msg)?;
+/// The configuration reference's processes with the service's, above [`DOCS_ANCHOR`].
+fn documented_process(text: &str, service: &NewService) -> anyhow::Result<String> {
+    let at = text
+        .find(DOCS_ANCHOR)
+        .with_context(|| format!("no `{DOCS_ANCHOR}` line to add the service above"))?;
+    let line_start = text[..at].rfind('\n').map_or(0, |newline| newline + 1);
+    let indent = &text[line_start..at];
+    Ok(format!(
+        "{}{indent}Process::service::<{}::Config>(\"{}\"),\n{}",
+        &text[..line_start],
+        service.crate_ident,
+        service.binary,
+        &text[line_start..]
+    ))
+}
+
+/// `text` with its generated services table replaced by `table`.
+fn services_table(text: &str, table: &str) -> anyhow::Result<String> {
+    let range = platform_registry::services_table_in(text).map_err(anyhow::Error::msg)?;
     let mut text = text.to_owned();
     text.replace_range(range, table);
     Ok(text)
@@ -201,14 +230,41 @@ mod tests {
                 .unwrap()
                 .contains("\nmod courier;\n")
         );
-        for document in PORTS_DOCUMENTS {
+        for document in SERVICES_DOCUMENTS {
             assert!(
-                edits
-                    .pending(document)
-                    .unwrap()
-                    .contains("| courier | 8186 | — |\n")
+                edits.pending(document).unwrap().contains(
+                    "| [courier](services/courier/README.md) | 8186 | — | PostgreSQL `deliveries` | `deliveries.*` | `orders.*` | — |\n"
+                ),
+                "{}",
+                edits.pending(document).unwrap()
             );
         }
+    }
+
+    #[test]
+    fn the_service_is_added_to_the_configuration_reference_s_processes() {
+        let read = |path: &str| std::fs::read_to_string(root().join(path)).unwrap();
+        let processes = documented_process(&read(DOCS_PROCESSES), &courier()).unwrap();
+        assert!(
+            processes.contains(
+                "\n        Process::service::<courier_service::Config>(\"courier-service\"),\n        \
+                 // A new service goes above this line"
+            ),
+            "{processes}"
+        );
+        let manifest =
+            crate::deploy::service_dev_dependency(&read(DOCS_MANIFEST), &courier()).unwrap();
+        assert!(
+            manifest.contains("\ncourier-service = { path = \"../../services/courier\" }\n"),
+            "{manifest}"
+        );
+
+        let mut edits = Edits::new(root());
+        let text = read(DOCS_PROCESSES);
+        edits.write(DOCS_PROCESSES, text.replace(DOCS_ANCHOR, "// elsewhere"));
+        let error = format!("{:#}", plan(&mut edits, &courier()).unwrap_err());
+        assert!(error.contains(DOCS_PROCESSES), "{error}");
+        assert!(error.contains(DOCS_ANCHOR), "{error}");
     }
 
     #[test]
