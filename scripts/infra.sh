@@ -514,6 +514,8 @@ cmd_env() {
   fi
   [[ -x $(nats_bin) ]] && printf "export INFRA_NATS_SERVER='%s'\n" "$(nats_bin)"
   [[ -x $VENV/bin/secantusd-py ]] && printf "export INFRA_SECANTUSD='%s'\n" "$VENV/bin/secantusd-py"
+  # The virtualenv's Python, which runs scripts/mailcatcher.py (a test's own mail catcher).
+  [[ -x $VENV/bin/python ]] && printf "export INFRA_PYTHON='%s'\n" "$VENV/bin/python"
   return 0
 }
 

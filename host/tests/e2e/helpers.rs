@@ -2,12 +2,22 @@
 //! (see `platform_host::deployed` for every variable).
 
 use std::collections::BTreeMap;
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use platform_host::{Client, Customer, Deployed, Infra, Platform, PlatformConfig, Ports, Service};
 use platform_testkit::{Server, unique_name, url};
+
+/// A port nobody listens on yet, asked of the OS on 127.0.0.1 and released: for a helper
+/// program a test starts itself (chromedriver, a mail catcher of its own).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
 
 /// The administrator of a platform of its own.
 pub const ADMIN: (&str, &str) = ("operator@e2e.example", "correct horse battery staple");

@@ -19,7 +19,7 @@
 
 use std::fmt::Write as _;
 use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +32,7 @@ use fantoccini::{Client as WebDriver, ClientBuilder, Locator};
 use platform_host::{Platform, Service};
 use serde_json::{Value, json};
 
-use crate::helpers::{ADMIN, customer_with_card, own_platform, unique_sku};
+use crate::helpers::{ADMIN, customer_with_card, free_port, own_platform, unique_sku};
 
 /// How long a page may take to show what the test waits for.
 const PAGE: Duration = Duration::from_secs(20);
@@ -74,14 +74,6 @@ fn save_png(name: &str, png: &[u8]) {
             eprintln!("could not write the screenshot {}: {error}", path.display());
         }
     }
-}
-
-/// A port nobody listens on (yet).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
 }
 
 /// `CHROMEDRIVER` if set, else the first `chromedriver` on `PATH`; a failure saying how to get

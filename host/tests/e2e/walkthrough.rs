@@ -31,7 +31,6 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -41,7 +40,7 @@ use platform_host::Service;
 use platform_testkit::unique_name;
 use serde_json::Value;
 
-use crate::helpers::own_platform;
+use crate::helpers::{free_port, own_platform};
 
 /// The heading of the README's section whose ```sh block this test runs.
 const SECTION: &str = "## Walkthrough";
@@ -535,27 +534,16 @@ async fn run_step(step: &Step, variables: &mut Vec<(String, String)>, dir: &Path
     }
 }
 
-/// A free port on 127.0.0.1 (asked of the OS and released).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port on 127.0.0.1")
-        .port()
-}
-
-/// The Python of `scripts/infra.sh`'s virtualenv, which has the mail catcher's `aiosmtpd`: it
-/// is beside the NATS and MongoDB-wire servers that `scripts/infra.sh env` names.
+/// The Python of `scripts/infra.sh`'s virtualenv (`INFRA_PYTHON` of `scripts/infra.sh env`),
+/// which has the mail catcher's `aiosmtpd`.
 fn infra_python() -> PathBuf {
-    ["INFRA_NATS_SERVER", "INFRA_SECANTUSD"]
-        .iter()
-        .filter_map(std::env::var_os)
-        .map(|program| Path::new(&program).with_file_name("python"))
-        .chain([workspace_root().join(".local/venv/bin/python")])
-        .find(|python| python.is_file())
+    std::env::var_os("INFRA_PYTHON")
+        .map(PathBuf::from)
+        .filter(|python| python.is_file())
         .unwrap_or_else(|| {
             panic!(
-                "no Python of scripts/infra.sh's virtualenv (beside INFRA_NATS_SERVER) for the \
-                 mail catcher: run `scripts/infra.sh up` and `eval \"$(scripts/infra.sh env)\"`"
+                "no INFRA_PYTHON (scripts/infra.sh's virtualenv) to run the mail catcher with: \
+                 run `scripts/infra.sh up` and `eval \"$(scripts/infra.sh env)\"`"
             )
         })
 }
